@@ -1,0 +1,120 @@
+"""The nodes as Vagrant machines, through python-vagrant.
+
+Vagrant's own output goes to ``.lab/vagrant.log``; what the user sees is the
+lab's progress. Every Vagrant call gets the lab's environment: the project's
+Python (so that the Vagrantfile can read ``lab.yaml``) and the chosen
+provider.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import vagrant
+
+from .__main__ import PROVIDER_ENV
+from .config import PROJECT, Config
+from .errors import MachineError
+
+LOG_NAME = "vagrant.log"
+
+
+@dataclass
+class MachineStatus:
+    """One node's state as Vagrant sees it."""
+
+    slot: str
+    state: str
+    provider: str | None
+
+
+@dataclass
+class SSHTarget:
+    """How to reach a node over SSH, from ``vagrant ssh-config``."""
+
+    host: str
+    port: int
+    user: str
+    key: str
+
+
+class Machines:
+    """The lab's Vagrant environment."""
+
+    def __init__(self, config: Config, provider: str, lab_dir: Path):
+        self.config = config
+        self.provider = provider
+        self.log_path = lab_dir / LOG_NAME
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env[PROVIDER_ENV] = provider
+        env["IPVLAN_LAB_PYTHON"] = sys.executable
+        env["VAGRANT_DEFAULT_PROVIDER"] = _vagrant_name(provider)
+        env.setdefault("VAGRANT_CHECKPOINT_DISABLE", "1")
+        env.setdefault("VAGRANT_NO_COLOR", "1")
+        if config.path is not None:
+            env["IPVLAN_LAB_CONFIG"] = str(config.path)
+        self.env = env
+        log = vagrant.make_file_cm(str(self.log_path))
+        self.vagrant = vagrant.Vagrant(
+            root=str(PROJECT), env=env, out_cm=log, err_cm=log
+        )
+
+    def _fail(self, what: str, exc: Exception) -> MachineError:
+        tail = _tail(self.log_path)
+        return MachineError(
+            f"vagrant {what} failed ({exc})" + (f":\n{tail}" if tail else ""),
+            hint=f"the whole of Vagrant's output is in {self.log_path}",
+        )
+
+    def status(self) -> dict[str, MachineStatus]:
+        """Each node's state (``running``, ``not_created``, ``shutoff``...)."""
+        try:
+            found = self.vagrant.status()
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise self._fail("status", exc) from None
+        return {s.name: MachineStatus(s.name, s.state, s.provider) for s in found}
+
+    def up(self) -> None:
+        """Create and boot every node that is not running, in parallel where
+        the provider allows it."""
+        try:
+            self.vagrant.up(no_provision=True, provider=_vagrant_name(self.provider))
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise self._fail("up", exc) from None
+
+    def destroy(self) -> None:
+        """Remove every node."""
+        try:
+            self.vagrant.destroy()
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise self._fail("destroy --force", exc) from None
+
+    def ssh_target(self, slot: str) -> SSHTarget:
+        """How to reach ``slot`` now (read afresh: addresses change)."""
+        try:
+            conf = self.vagrant.conf(ssh_config=self.vagrant.ssh_config(slot))
+        except (subprocess.CalledProcessError, OSError) as exc:
+            raise self._fail(f"ssh-config {slot}", exc) from None
+        return SSHTarget(
+            host=conf["HostName"],
+            port=int(conf.get("Port", 22)),
+            user=conf.get("User", "vagrant"),
+            key=conf["IdentityFile"].strip('"'),
+        )
+
+
+def _vagrant_name(provider: str) -> str:
+    return "virtualbox" if provider == "virtualbox" else "libvirt"
+
+
+def _tail(path: Path, lines: int = 12) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])

@@ -1,0 +1,134 @@
+"""Bringing each node to the lab's baseline, and learning its facts.
+
+For every node: find the lab NIC (by the MAC the lab gave it), run the
+node's provision script from ``provision/`` (idempotent: it installs what is
+missing, then checks), and record what scenarios and reports need to know:
+NIC name and MAC, kernel, Docker version, OS, and the baseline of what stood
+there before any scenario ran (so that cleaning up removes only what
+scenarios made).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from .config import PROJECT, Config, Node
+from .connections import Session
+from .errors import NodeError
+from .parsing import Link, find_nic, parse_links
+
+PROVISION = PROJECT / "provision"
+REMOTE_DIR = "/tmp/ipvlan-lab"
+#: Link kinds a scenario may create; anything of these kinds not in the
+#: baseline is removed before the next scenario.
+SCENARIO_LINK_KINDS = ("vlan", "ipvlan", "macvlan", "dummy")
+
+
+def discover_nic(session: Session, node: Node) -> dict:
+    """The lab NIC of ``node``: its name, MAC and state, found by MAC."""
+    record = session.run("ip -j -d link show")
+    if record.exit_status != 0:
+        raise NodeError(
+            f"cannot list network interfaces on {node.slot}: {record.stderr.strip()}",
+            hint="is iproute2 installed on the node?",
+        )
+    links = parse_links(record.stdout)
+    name = find_nic(links, [], mac=node.mac)
+    link = next(link for link in links if link.ifname == name)
+    return {"nic": name, "mac": link.mac}
+
+
+def provision(session: Session, config: Config, node: Node, nic: str) -> str:
+    """Run the node's provision script; its output, or a NodeError."""
+    script = "lan.sh" if node.role == "lan" else "node.sh"
+    env = {"LAB_NODE": node.slot, "LAB_NIC": nic, "LAB_HOSTNAME": node.name}
+    if node.role == "lan":
+        env["LAB_ADDRESSES"] = " ".join(config.lan_addresses())
+    else:
+        env["LAB_ADDRESS"] = config.address_cidr(node.slot)
+        env["LAB_DNS"] = config.nodes["lan"].address
+        env["DOCKER_SOURCE"] = config.data["docker"]["source"]
+        env["DOCKER_VERSION"] = config.data["docker"]["version"] or ""
+    session.run(f"mkdir -p {REMOTE_DIR}")
+    session.put(PROVISION / script, f"{REMOTE_DIR}/{script}")
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    record = session.run(
+        f"sudo -n env {assignments} bash {REMOTE_DIR}/{script}", timeout=900
+    )
+    output = (record.stdout + record.stderr).strip()
+    if record.exit_status != 0 or "baseline ok" not in record.stdout:
+        problems = [
+            line for line in output.splitlines() if "FAIL" in line or "error" in line
+        ]
+        raise NodeError(
+            f"{node.slot} is not fit for the lab: "
+            + ("; ".join(problems) if problems else output[-400:]),
+            hint=f"the provision script provision/{script} says what to fix; "
+            "run `invoke up` again once it is fixed",
+        )
+    return output
+
+
+def facts(session: Session, node: Node) -> dict:
+    """Kernel, OS and (on Docker hosts) Docker version of a node."""
+    command = (
+        'uname -r; . /etc/os-release; echo "$PRETTY_NAME"; '
+        "docker version --format '{{.Server.Version}}' 2>/dev/null || true"
+    )
+    lines = session.run(command).stdout.splitlines() + ["", "", ""]
+    found = {"kernel": lines[0].strip(), "os": lines[1].strip()}
+    if node.role == "docker":
+        found["docker"] = lines[2].strip() or None
+    return found
+
+
+def baseline(session: Session, node: Node) -> dict:
+    """What stands on a node before any scenario: containers, Docker
+    networks and links."""
+    links = parse_links(session.run("ip -j -d link show").stdout)
+    found = {"links": sorted(link.ifname for link in links)}
+    if node.role == "docker":
+        containers = session.run("docker ps -aq --no-trunc").stdout.split()
+        networks = session.run("docker network ls -q --no-trunc").stdout.split()
+        found.update(containers=sorted(containers), networks=sorted(networks))
+    return found
+
+
+def reset_commands(
+    node: Node, nic: str, base: dict, found_links: list[Link], addresses: list[str]
+) -> list[str]:
+    """Commands that remove what scenarios made on ``node`` since ``base``.
+
+    ``addresses`` are the CIDRs the lab NIC must keep; any other IPv4 address
+    on it was a scenario's.
+
+    Containers and Docker networks first (Docker removes the VLAN links it
+    made itself), then any link a scenario made by hand, then addresses and
+    neighbour entries a scenario left on the lab NIC.
+    """
+    commands = []
+    if node.role == "docker":
+        for listing, remove, kept in (
+            ("docker ps -aq --no-trunc", "docker rm -f", base.get("containers", [])),
+            (
+                "docker network ls -q --no-trunc",
+                "docker network rm",
+                base.get("networks", []),
+            ),
+        ):
+            patterns = " ".join(f"-e {k}" for k in [*kept, "-none-"])
+            commands.append(
+                f"{listing} | grep -vxF {patterns} | xargs -r {remove} >/dev/null"
+            )
+    keep = set(base.get("links", []))
+    for link in found_links:
+        if link.ifname not in keep and link.kind in SCENARIO_LINK_KINDS:
+            commands.append(f"sudo -n ip link del {shlex.quote(link.ifname)} || true")
+    keep_addresses = " ".join(addresses)
+    commands.append(
+        f"for a in $(ip -o -4 addr show dev {shlex.quote(nic)} | awk '{{print $4}}'); "
+        f"do case ' {keep_addresses} ' in *\" $a \"*) ;; "
+        f"*) sudo -n ip addr del $a dev {shlex.quote(nic)} ;; esac; done; true"
+    )
+    commands.append(f"sudo -n ip neigh flush dev {shlex.quote(nic)} || true")
+    return commands

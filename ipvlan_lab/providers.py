@@ -1,0 +1,495 @@
+"""The hypervisors the lab can run on, and the choice between them.
+
+A provider is a small class: what it needs on this machine (:meth:`problems`),
+what it sets up before Vagrant starts (:meth:`prepare`), and what it removes
+after Vagrant is done (:meth:`teardown`). :func:`choose` picks one, and never
+falls back silently from one that was asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config
+from .errors import ProviderError
+from .state import State
+
+log = logging.getLogger(__name__)
+
+LIBVIRT_URI = "qemu:///system"
+DAEMONS = ("virtlogd", "libvirtd")
+FIREWALL_TABLES = ("filter", "nat", "mangle")
+INSTALL_LIBVIRT = (
+    "apt-get install vagrant vagrant-libvirt libvirt-daemon-system "
+    "libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils "
+    "(or run ./bootstrap.sh)"
+)
+
+
+@dataclass
+class Choice:
+    """The provider chosen, and why."""
+
+    provider: Provider
+    why: str
+
+
+class Provider:
+    """What every provider offers; see the module docstring."""
+
+    #: The lab's name for it (``lab.yaml``'s ``provider``).
+    name = ""
+    #: Vagrant's name for it.
+    vagrant = ""
+    #: The ``boxes`` entry of ``lab.yaml`` it uses.
+    box_key = ""
+
+    def __init__(self, config: Config, say: Callable[[str], None] = log.info):
+        self.config = config
+        self.say = say
+
+    def problems(self) -> list[str]:
+        """What keeps this provider from working here; empty when it can."""
+        missing = [] if shutil.which("vagrant") else ["vagrant is not installed"]
+        return missing + self._problems()
+
+    def _problems(self) -> list[str]:
+        return []
+
+    def install_hint(self) -> str:
+        """What to install so that :meth:`problems` comes back empty."""
+        return INSTALL_LIBVIRT
+
+    def box(self) -> dict:
+        """The box entry (name and version) this provider boots."""
+        return self.config.data["boxes"][self.box_key]
+
+    def vagrant_settings(self) -> dict:
+        """Provider values the Vagrantfile reads besides ``lab.yaml``."""
+        return {"provider": self.name, "vagrant_provider": self.vagrant}
+
+    def prepare(self, state: State) -> None:
+        """Set up what Vagrant needs from the hypervisor."""
+
+    def teardown(self, state: State) -> None:
+        """Remove what :meth:`prepare` made, once no node is left."""
+
+    def leftovers(self) -> list[str]:
+        """Anything of the lab still present on this machine."""
+        return []
+
+
+class VirtualBox(Provider):
+    """VirtualBox, the how-to's own hypervisor."""
+
+    name = "virtualbox"
+    vagrant = "virtualbox"
+    box_key = "virtualbox"
+
+    def _problems(self) -> list[str]:
+        if shutil.which("VBoxManage"):
+            return []
+        return ["VirtualBox is not installed (no VBoxManage on the PATH)"]
+
+    def install_hint(self) -> str:
+        return "install VirtualBox from virtualbox.org and Vagrant from vagrantup.com"
+
+
+class Libvirt(Provider):
+    """libvirt, driving QEMU with or without KVM."""
+
+    vagrant = "libvirt"
+    box_key = "libvirt"
+    #: The libvirt domain type: ``kvm`` or ``qemu``.
+    driver = ""
+
+    def _problems(self) -> list[str]:
+        problems = []
+        for tool in ("virsh", "libvirtd", "virtlogd", "qemu-system-x86_64"):
+            if not shutil.which(tool):
+                problems.append(f"{tool} is not installed")
+        if shutil.which("vagrant") and not _has_plugin("vagrant-libvirt"):
+            problems.append("the vagrant-libvirt plugin is not installed")
+        return problems
+
+    def vagrant_settings(self) -> dict:
+        settings = super().vagrant_settings()
+        settings["libvirt_driver"] = self.driver
+        return settings
+
+    # Daemons -----------------------------------------------------------
+
+    def prepare(self, state: State) -> None:
+        self._start_daemons(state)
+        management = self.config.data["management"]
+        self._define_network(
+            state,
+            management["name"],
+            management_network_xml(management["name"], management["subnet"]),
+        )
+        if self.config.data["network"]["mode"] == "isolated":
+            name = self.config.data["network"]["name"]
+            self._define_network(state, name, isolated_network_xml(name))
+        self._note_firewall(state)
+
+    def _start_daemons(self, state: State) -> None:
+        if _virsh_ok():
+            return
+        if _pid1() == "systemd":
+            raise ProviderError(
+                "libvirtd is not running",
+                hint="start it with `systemctl start libvirtd`, then run this again",
+            )
+        for daemon in DAEMONS:
+            if _running(daemon):
+                continue
+            self.say(f"starting {daemon} (no systemd here to start it)")
+            result = subprocess.run(
+                [daemon, "-d"], capture_output=True, text=True, check=False
+            )
+            if result.returncode != 0:
+                raise ProviderError(
+                    f"{daemon} could not be started: {result.stderr.strip()}",
+                    hint=f"run `{daemon} -d` by hand to see why; "
+                    f"reinstall with: {INSTALL_LIBVIRT}",
+                )
+            pid = _wait_pid(daemon)
+            state.record("daemon", daemon, pid=pid)
+        deadline = time.monotonic() + 30
+        while not _virsh_ok():
+            if time.monotonic() > deadline:
+                raise ProviderError(
+                    "libvirtd started but does not answer within 30 s",
+                    hint="see /var/log/libvirt/libvirtd.log",
+                )
+            time.sleep(0.5)
+
+    def _stop_daemons(self, state: State) -> None:
+        # Stop only what the lab started, libvirtd first.
+        for daemon in reversed(DAEMONS):
+            info = state.made("daemon").get(daemon)
+            if not info:
+                continue
+            pid = info.get("pid")
+            if pid and _pid_is(pid, daemon):
+                self.say(f"stopping {daemon} (the lab started it)")
+                _terminate(pid)
+            state.forget("daemon", daemon)
+
+    # Networks ----------------------------------------------------------
+
+    def _define_network(self, state: State, name: str, xml: str) -> None:
+        if not _net_exists(name):
+            self.say(f"creating the isolated libvirt network {name}")
+            _virsh("net-define", "/dev/stdin", stdin=xml)
+            state.record("libvirt-network", name)
+        if not _net_active(name):
+            _virsh("net-start", name)
+
+    def _note_firewall(self, state: State) -> None:
+        if "firewall-before" not in state.data["lab"]:
+            state.data["lab"]["firewall-before"] = firewall_chains()
+            state.save()
+
+    def teardown(self, state: State) -> None:
+        names = {
+            self.config.data["network"]["name"],
+            self.config.data["management"]["name"],
+            *state.made("libvirt-network"),
+        }
+        if _virsh_ok():
+            for name in sorted(names):
+                if _net_exists(name):
+                    self.say(f"removing libvirt network {name}")
+                    if _net_active(name):
+                        _virsh("net-destroy", name, check=False)
+                    _virsh("net-undefine", name, check=False)
+                state.forget("libvirt-network", name)
+        self._stop_daemons(state)
+        before = state.data["lab"].get("firewall-before")
+        if before is not None:
+            for table, chain in sorted(
+                set(firewall_chains()) - set(map(tuple, before))
+            ):
+                self.say(f"removing firewall chain {table}/{chain} (libvirt's)")
+                remove_chain(table, chain)
+            state.data["lab"].pop("firewall-before", None)
+            state.save()
+
+    def leftovers(self) -> list[str]:
+        found = []
+        if _virsh_ok():
+            lab = {self.config.data["nodes"][s]["name"] for s in self.config.nodes}
+            for line in _virsh("list", "--all", "--name").stdout.split():
+                if any(line.endswith(f"_{name}") or line == name for name in lab):
+                    found.append(f"libvirt domain {line}")
+            for name in (
+                self.config.data["network"]["name"],
+                self.config.data["management"]["name"],
+            ):
+                if _net_exists(name):
+                    found.append(f"libvirt network {name}")
+        return found
+
+
+class LibvirtKVM(Libvirt):
+    """libvirt with KVM: fast, where ``/dev/kvm`` runs stock kernels."""
+
+    name = "libvirt-kvm"
+    driver = "kvm"
+
+    def _problems(self) -> list[str]:
+        return super()._problems() + kvm_problems()
+
+
+class LibvirtQEMU(Libvirt):
+    """libvirt with QEMU's software emulation (TCG): slow, runs anywhere."""
+
+    name = "libvirt-qemu"
+    driver = "qemu"
+
+
+PROVIDERS: dict[str, type[Provider]] = {
+    cls.name: cls for cls in (LibvirtKVM, VirtualBox, LibvirtQEMU)
+}
+
+
+def choose(
+    config: Config, requested: str | None = None, say: Callable[[str], None] = log.info
+) -> Choice:
+    """The provider to use: the one asked for, or the first that can work.
+
+    ``requested`` (from ``--provider``) wins over the configuration. A provider
+    that was asked for and cannot work is an error, never a fallback.
+    """
+    asked = requested or config.provider
+    if asked != "auto":
+        if asked not in PROVIDERS:
+            raise ProviderError(
+                f"unknown provider {asked!r}",
+                hint="use one of: auto, " + ", ".join(PROVIDERS),
+            )
+        provider = PROVIDERS[asked](config, say)
+        problems = provider.problems()
+        if problems:
+            raise ProviderError(
+                f"provider {asked} was asked for but cannot run here: "
+                + "; ".join(problems),
+                hint=provider.install_hint(),
+            )
+        source = "--provider" if requested else "lab.yaml"
+        return Choice(provider, f"asked for by {source}")
+
+    passed = []
+    for name, cls in PROVIDERS.items():
+        provider = cls(config, say)
+        problems = provider.problems()
+        if not problems:
+            why = "the first provider that can work here"
+            if passed:
+                why += " (" + "; ".join(passed) + ")"
+            return Choice(provider, why)
+        passed.append(f"not {name}: {problems[0]}")
+    raise ProviderError(
+        "no provider can work here: " + "; ".join(passed),
+        hint=f"for libvirt: {INSTALL_LIBVIRT}; or install VirtualBox",
+    )
+
+
+def kvm_problems(
+    dev: Path = Path("/dev/kvm"), modules: Path = Path("/sys/module")
+) -> list[str]:
+    """Why KVM cannot run a stock guest kernel here; empty when it can."""
+    if not dev.exists():
+        return ["no /dev/kvm (no hardware virtualization)"]
+    if not os.access(dev, os.R_OK | os.W_OK):
+        return [f"{dev} is not readable and writable by this user"]
+    if (modules / "kvm_pvm").exists() and not any(
+        (modules / m).exists() for m in ("kvm_intel", "kvm_amd")
+    ):
+        return [
+            f"{dev} is kvm_pvm (paravirtual nesting), which cannot run stock "
+            "guest kernels"
+        ]
+    if not any((modules / m).exists() for m in ("kvm_intel", "kvm_amd")):
+        return ["neither kvm_intel nor kvm_amd is loaded"]
+    return []
+
+
+def isolated_network_xml(name: str) -> str:
+    """A libvirt network with no address, no DHCP and no forwarding: a bare
+    L2 segment that the host itself cannot be reached on."""
+    root = ET.Element("network")
+    ET.SubElement(root, "name").text = name
+    ET.SubElement(root, "bridge", stp="off", delay="0")
+    return ET.tostring(root, encoding="unicode")
+
+
+def management_network_xml(name: str, subnet: str) -> str:
+    """The network Vagrant reaches the nodes through: DHCP from libvirt, and
+    nothing else. No forwarding, no NAT, and no DNS, so that no name a node
+    looks up is ever sent on to this machine's own resolvers."""
+    net = ipaddress.IPv4Network(subnet)
+    hosts = list(net.hosts())
+    root = ET.Element("network")
+    ET.SubElement(root, "name").text = name
+    ET.SubElement(root, "bridge", stp="off", delay="0")
+    ET.SubElement(root, "dns", enable="no")
+    ip = ET.SubElement(root, "ip", address=str(hosts[0]), netmask=str(net.netmask))
+    dhcp = ET.SubElement(ip, "dhcp")
+    ET.SubElement(dhcp, "range", start=str(hosts[1]), end=str(hosts[-1]))
+    return ET.tostring(root, encoding="unicode")
+
+
+# Small helpers around the tools ----------------------------------------
+
+
+def _has_plugin(name: str) -> bool:
+    result = subprocess.run(
+        ["vagrant", "plugin", "list"], capture_output=True, text=True, check=False
+    )
+    return name in result.stdout
+
+
+def _virsh(*args: str, stdin: str | None = None, check: bool = True):
+    result = subprocess.run(
+        ["virsh", "-c", LIBVIRT_URI, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if check and result.returncode != 0:
+        raise ProviderError(
+            f"`virsh {' '.join(args)}` failed: {result.stderr.strip()}",
+            hint="see /var/log/libvirt/libvirtd.log",
+        )
+    return result
+
+
+def _virsh_ok() -> bool:
+    if not shutil.which("virsh"):
+        return False
+    try:
+        return _virsh("version", check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _net_exists(name: str) -> bool:
+    return _virsh("net-info", name, check=False).returncode == 0
+
+
+def _net_active(name: str) -> bool:
+    info = _virsh("net-info", name, check=False).stdout
+    return any(
+        line.split(":", 1)[1].strip() == "yes"
+        for line in info.splitlines()
+        if line.startswith("Active:")
+    )
+
+
+def _pid1() -> str:
+    try:
+        return Path("/proc/1/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _pids(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _pid_is(int(entry.name), name):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _pid_is(pid: int, name: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat.split(")")[-1]
+    return comm == name[:15] and state.split()[0] != "Z"
+
+
+def _running(name: str) -> bool:
+    return bool(_pids(name))
+
+
+def _wait_pid(name: str, timeout: float = 10) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = _pids(name)
+        if pids:
+            return pids[0]
+        time.sleep(0.2)
+    return None
+
+
+def _terminate(pid: int, timeout: float = 15) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def firewall_chains() -> list[tuple[str, str]]:
+    """The ``LIBVIRT_*`` iptables chains present now, as (table, chain)."""
+    if not shutil.which("iptables"):
+        return []
+    chains = []
+    for table in FIREWALL_TABLES:
+        result = subprocess.run(
+            ["iptables", "-w", "-t", table, "-S"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in result.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "-N" and parts[1].startswith("LIBVIRT_"):
+                chains.append((table, parts[1]))
+    return chains
+
+
+def remove_chain(table: str, chain: str) -> None:
+    """Remove a chain and every jump to it from ``table``."""
+    rules = subprocess.run(
+        ["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True
+    ).stdout.splitlines()
+    for rule in rules:
+        parts = rule.split()
+        if parts[:1] == ["-A"] and parts[-2:] == ["-j", chain]:
+            subprocess.run(
+                ["iptables", "-w", "-t", table, "-D", *parts[1:]], check=False
+            )
+    subprocess.run(["iptables", "-w", "-t", table, "-F", chain], check=False)
+    subprocess.run(["iptables", "-w", "-t", table, "-X", chain], check=False)

@@ -1,0 +1,202 @@
+"""The lab's commands. Each task parses its arguments and calls the package.
+
+invoke box [--force]            build the offline Debian box
+invoke up [--provider NAME]     bring the lab up, or check it
+invoke status [--json]          each node's state and facts
+invoke ssh NODE                 a shell on a node
+invoke scenario NAME [--list] [--keep]
+invoke scenario --list          the scenarios and their titles
+invoke verify [NAME...] [--destroy always|never|on-failure]
+invoke report [RUN]             re-render a run's report without the lab
+invoke down                     remove everything the lab made
+invoke test                     the test suite
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+from invoke import Exit, Task, task
+from invoke.parser import Argument
+
+from ipvlan_lab.errors import LabError, UsageError
+
+
+def _door(fn):
+    """Turn the lab's expected errors into one message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        try:
+            return fn(c, *args, **kwargs)
+        except LabError as exc:
+            raise Exit(f"ipvlan-lab: {exc}", code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit(
+                "ipvlan-lab: interrupted; the next `invoke up` resumes and "
+                "`invoke down` removes what was made",
+                code=130,
+            ) from None
+
+    return wrapper
+
+
+class _OptionalPositional(Argument):
+    """A positional argument that may be left out.
+
+    invoke requires every positional argument: its parser eats a token as a
+    positional while the argument has no value, and errors when a context
+    ends with one still empty. This argument has no value while tokens are
+    being read, and an empty one when the parser checks at the end.
+    """
+
+    @property
+    def value(self):
+        if self._value is None and _parser_is_completing():
+            return ""
+        return Argument.value.fget(self)
+
+    @value.setter
+    def value(self, arg):
+        self.set_value(arg, cast=True)
+
+
+def _parser_is_completing() -> bool:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "complete_context":
+            return True
+        frame = frame.f_back
+    return False
+
+
+class OptionalNameTask(Task):
+    """A task whose positional argument may be left out."""
+
+    def get_arguments(self, ignore_unknown_help=None):
+        args = super().get_arguments(ignore_unknown_help)
+        for arg in args:
+            if arg.positional:
+                arg.__class__ = _OptionalPositional
+        return args
+
+
+@task(help={"force": "rebuild the box even if Vagrant already has it"})
+@_door
+def box(c, force=False):
+    """Build the offline Debian 12 box from Debian's packages and add it."""
+    from ipvlan_lab import verbs
+
+    verbs.box(force=force)
+
+
+@task(help={"provider": "auto, virtualbox, libvirt-kvm or libvirt-qemu"})
+@_door
+def up(c, provider=None):
+    """Bring the lab up: two Docker hosts and a LAN node; check a running one."""
+    from ipvlan_lab import verbs
+
+    verbs.up(provider)
+
+
+@task
+@_door
+def down(c):
+    """Remove every VM, network, daemon and file the lab made."""
+    from ipvlan_lab import verbs
+
+    code = verbs.down()
+    if code:
+        raise Exit(code=code)
+
+
+@task(name="status", help={"json": "print JSON instead of a table"})
+@_door
+def status_(c, json=False):
+    """Each node's state, provider, addresses, lab NIC, kernel and Docker."""
+    from ipvlan_lab import verbs
+
+    verbs.status(as_json=json)
+
+
+@task(help={"node": "host1, host2 or lan"})
+@_door
+def ssh(c, node):
+    """Open a shell on a node."""
+    from ipvlan_lab import verbs
+
+    command = verbs.ssh_command(node)
+    os.execvp(command[0], command)
+
+
+@task(
+    klass=OptionalNameTask,
+    positional=["name"],
+    help={
+        "name": "the scenario to run (see --list)",
+        "list": "list the scenarios, or a scenario's steps and checks",
+        "keep": "leave the scenario's containers and networks standing",
+    },
+)
+@_door
+def scenario(c, name=None, list=False, keep=False):
+    """Run one scenario on the running lab, step by step, live."""
+    from ipvlan_lab import verbs
+
+    if list:
+        verbs.list_scenarios(name)
+        return
+    if not name:
+        raise UsageError(
+            "which scenario? `invoke scenario NAME`",
+            hint="`invoke scenario --list` lists them",
+        )
+    code = verbs.run_scenario(name, keep=keep)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    iterable=["name"],
+    help={
+        "name": "a scenario to verify (repeatable); all of them by default",
+        "destroy": "always, never or on-failure: take the lab down afterwards? "
+        "(default: always if verify brought it up, never otherwise)",
+        "provider": "the provider to bring the lab up with, if it is not up",
+    },
+)
+@_door
+def verify(c, name=None, destroy=None, provider=None):
+    """Run every scenario from a clean state and check every claim."""
+    from ipvlan_lab import verbs
+
+    code = verbs.verify(name or [], destroy=destroy, provider=provider)
+    if code:
+        raise Exit(code=code)
+
+
+@task(
+    klass=OptionalNameTask,
+    positional=["run"],
+    help={"run": "a run folder or id (default: the latest)"},
+)
+@_door
+def report(c, run=None):
+    """Re-render a run's report from its results.json, without the lab."""
+    from ipvlan_lab import verbs
+
+    verbs.rerender_report(run)
+
+
+@task(help={"unit": "only the unit tests (no VMs)", "k": "pytest -k expression"})
+def test(c, unit=False, k=None):
+    """Run the test suite: unit tests, then the real-VM tests on one lab."""
+    args = [sys.executable, "-m", "pytest"]
+    if unit:
+        args.append("tests/unit")
+    if k:
+        args += ["-k", k]
+    c.run(" ".join(json.dumps(a) for a in args), pty=False)

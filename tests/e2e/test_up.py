@@ -1,0 +1,82 @@
+"""The lab's hosts on real VMs: fit for the work, and `up` is idempotent."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+DOCKER_HOSTS = ("host1", "host2")
+
+
+@pytest.fixture(scope="module")
+def sessions(lab):
+    handle = lab.lab()
+    yield handle, handle.sessions()
+    handle.close()
+
+
+@pytest.mark.parametrize("slot", ["host1", "host2", "lan"])
+def test_node_answers_over_ssh_and_carries_its_address(sessions, slot):
+    handle, found = sessions
+    session = found[slot]
+    facts = handle.state.nodes[slot]
+    record = session.run(f"ip -j addr show dev {facts['nic']}")
+    assert record.exit_status == 0, record.stderr
+    addresses = {a["local"] for i in json.loads(record.stdout) for a in i["addr_info"]}
+    node = handle.config.nodes[slot]
+    assert node.address in addresses
+    if slot == "lan":
+        assert handle.config.data["network"]["gateway"] in addresses
+    operstate = session.run(f"cat /sys/class/net/{facts['nic']}/operstate").stdout
+    assert operstate.strip() == "up"
+    assert facts["mac"] == node.mac
+
+
+@pytest.mark.parametrize("slot", DOCKER_HOSTS)
+def test_docker_host_runs_busybox_and_loads_ipvlan_and_8021q(sessions, slot):
+    _, found = sessions
+    session = found[slot]
+    info = session.run("docker info --format '{{.ServerVersion}}'")
+    assert info.exit_status == 0 and info.stdout.strip(), info.stderr
+    run = session.run("docker run --rm busybox echo hello-from-busybox", timeout=120)
+    assert run.stdout.strip() == "hello-from-busybox", run.stderr
+    modules = session.run(
+        "sudo -n modprobe ipvlan && sudo -n modprobe 8021q && lsmod | awk '{print $1}'"
+    )
+    assert modules.exit_status == 0, modules.stderr
+    assert {"ipvlan", "8021q"} <= set(modules.stdout.split())
+
+
+def test_docker_sdk_talks_over_the_ssh_session(sessions):
+    handle, found = sessions
+    client = found["host1"].docker(handle.dir)
+    assert client.version()["Version"] == handle.state.nodes["host1"]["docker"]
+    assert any("busybox:latest" in image.tags for image in client.images.list())
+
+
+def test_status_json_shows_every_node_running(lab):
+    result = lab.invoke("status", "--json", check=True)
+    rows = {row["slot"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == {"host1", "host2", "lan"}
+    for slot, row in rows.items():
+        assert row["state"] == "running", row
+        assert row["kernel"] and row["nic"], row
+        assert row["provider"] in ("libvirt-qemu", "libvirt-kvm", "virtualbox")
+    assert rows["host1"]["docker"] and rows["host2"]["docker"]
+
+
+def test_up_on_a_running_lab_only_checks_it_quickly(lab):
+    result = lab.invoke("up", check=True, label="up (warm)")
+    assert "checking the running lab" in result.stderr
+    assert "booting the nodes" not in result.stderr
+    assert lab.timings["up (warm)"][-1] < 60
+
+
+def test_unknown_node_for_ssh_is_one_clear_error(lab):
+    result = lab.invoke("ssh", "host3")
+    assert result.returncode == 2
+    assert "no node called 'host3'" in result.stderr
+    assert "Traceback" not in result.stderr
