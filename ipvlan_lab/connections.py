@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,7 +77,7 @@ class Session:
                 return
             try:
                 self.connection.open()
-                self.connection.transport.set_keepalive(15)
+                _detect_dead_peers(self.connection.transport)
             except Exception as exc:
                 raise ConnectionFailed(
                     f"cannot reach {self.slot} over SSH at "
@@ -177,6 +178,24 @@ class Session:
             self.connection.close()
 
 
+def _detect_dead_peers(transport: paramiko.Transport) -> None:
+    """Bound how long a dead node can keep a command waiting.
+
+    A node that is killed sends nothing more; without these, a command in
+    flight waits for TCP's retransmissions (many minutes) and a new channel
+    for paramiko's default of an hour.
+    """
+    transport.set_keepalive(5)
+    transport.channel_timeout = CONNECT_TIMEOUT
+    sock = transport.sock
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 2)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 15000)
+
+
 class DockerBridge:
     """A local socket whose every connection is a ``docker system dial-stdio``
     channel on the session's SSH transport."""
@@ -213,7 +232,7 @@ class DockerBridge:
             ).start()
             threading.Thread(
                 target=_pump,
-                args=(channel.recv, client.sendall, lambda: _close(client, channel)),
+                args=(channel.recv, client.sendall, partial(_close, client, channel)),
                 daemon=True,
             ).start()
 

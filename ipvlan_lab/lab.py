@@ -64,6 +64,10 @@ class Lab:
             self._state = State(self.dir)
         return self._state
 
+    def reload(self) -> None:
+        """Forget what was read of the state file; read it again when asked."""
+        self._state = None
+
     def provider(self, requested: str | None = None) -> Choice:
         """The provider of the running lab, or the one to bring it up with."""
         running = self.state.data["lab"].get("provider")
@@ -91,15 +95,30 @@ class Lab:
 
     # up ------------------------------------------------------------------
 
-    def up(self, requested: str | None = None) -> dict[str, dict]:
-        """Bring the lab up (or check the running one) and return the facts
-        of each node."""
-        with lock(self.dir, wait=LOCK_WAIT, what="invoke up"):
-            return self._up(requested)
-
-    def _up(self, requested: str | None) -> dict[str, dict]:
-        state = self.state
+    def preflight(self, requested: str | None = None) -> Choice:
+        """What ``up`` checks before it makes anything: the provider (asked
+        for, or the first that works) and this machine's routes. Bad input
+        stops here, with nothing on the lab changed, not even its lock."""
         choice = self.provider(requested)
+        choice.provider.check_routes()
+        return choice
+
+    def up(
+        self, requested: str | None = None, choice: Choice | None = None
+    ) -> dict[str, dict]:
+        """Bring the lab up (or check the running one) and return the facts
+        of each node. ``choice`` is what :meth:`preflight` returned, if it
+        ran already."""
+        choice = choice or self.preflight(requested)
+        with lock(self.dir, wait=LOCK_WAIT, what="invoke up"):
+            self.reload()
+            if self.state.data["lab"].get("provider"):
+                # Another `up` may have brought the lab up while this waited.
+                choice = self.provider(requested)
+            return self._up(choice)
+
+    def _up(self, choice: Choice) -> dict[str, dict]:
+        state = self.state
         provider = choice.provider
         console.say(f"provider: {provider.name} ({choice.why})")
 
@@ -249,8 +268,7 @@ class Lab:
                     self.machines(provider).destroy()
                 except MachineError as exc:
                     console.warn(str(exc))
-            left = provider.leftovers()
-            provider.teardown(state)
+            left = provider.teardown(state)
             for sock in self.dir.glob("docker-*.sock"):
                 sock.unlink()
             state.clear()

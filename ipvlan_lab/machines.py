@@ -8,17 +8,21 @@ provider.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import vagrant
-
 from .__main__ import PROVIDER_ENV
 from .config import PROJECT, Config
 from .errors import MachineError
+
+# python-vagrant warns on stderr, as it is imported, when there is no vagrant
+# on PATH; the lab says so itself, as one error with a hint (providers.choose).
+logging.getLogger("vagrant").addHandler(logging.NullHandler())
+import vagrant  # noqa: E402
 
 LOG_NAME = "vagrant.log"
 

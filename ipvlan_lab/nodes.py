@@ -57,8 +57,11 @@ def provision(session: Session, config: Config, node: Node, nic: str) -> str:
     )
     output = (record.stdout + record.stderr).strip()
     if record.exit_status != 0 or "baseline ok" not in record.stdout:
+        # The scripts print each problem as "NODE: what is wrong; fix: what to do".
         problems = [
-            line for line in output.splitlines() if "FAIL" in line or "error" in line
+            line
+            for line in output.splitlines()
+            if "; fix: " in line or "FAIL" in line or "error" in line
         ]
         raise NodeError(
             f"{node.slot} is not fit for the lab: "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import shutil
@@ -22,12 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .errors import ProviderError
+from .errors import ConfigError, ProviderError
 from .state import State
 
 log = logging.getLogger(__name__)
 
 LIBVIRT_URI = "qemu:///system"
+#: The storage pool vagrant-libvirt keeps disks in, and its definition file.
+POOL = "default"
+POOL_FILE = Path("/etc/libvirt/storage/default.xml")
+#: The prefix of the nodes' domains and disks (the Vagrantfile's default_prefix).
+PREFIX = "ipvlan-lab_"
 DAEMONS = ("virtlogd", "libvirtd")
 FIREWALL_TABLES = ("filter", "nat", "mangle")
 INSTALL_LIBVIRT = (
@@ -82,12 +88,40 @@ class Provider:
     def prepare(self, state: State) -> None:
         """Set up what Vagrant needs from the hypervisor."""
 
-    def teardown(self, state: State) -> None:
-        """Remove what :meth:`prepare` made, once no node is left."""
+    def teardown(self, state: State) -> list[str]:
+        """Remove what :meth:`prepare` made, once no node is left; return what
+        of the lab is still present."""
+        return self.leftovers()
 
     def leftovers(self) -> list[str]:
         """Anything of the lab still present on this machine."""
         return []
+
+    def subnets(self) -> dict[str, ipaddress.IPv4Network]:
+        """The lab's subnets this provider uses, by their ``lab.yaml`` key."""
+        subnets = {
+            "vlan.host_subnet": self.config.vlan_host_subnet,
+            "vlan.subnet": self.config.vlan_subnet,
+        }
+        if self.config.data["network"]["mode"] == "isolated":
+            # Bridged, the lab's segment is a LAN this machine may well route.
+            subnets = {"network.subnet": self.config.subnet, **subnets}
+        return subnets
+
+    def own_devices(self) -> set[str]:
+        """This machine's network devices that are the lab's own."""
+        return set()
+
+    def check_routes(self, routes: list[dict] | None = None) -> None:
+        """Raise :class:`ConfigError` if a lab subnet is one this machine
+        already routes (``routes`` as ``ip -j route`` prints them; read from
+        this machine when left out)."""
+        check_routes(
+            self.config,
+            self.subnets(),
+            host_routes() if routes is None else routes,
+            self.own_devices(),
+        )
 
 
 class VirtualBox(Provider):
@@ -128,9 +162,32 @@ class Libvirt(Provider):
         settings["libvirt_driver"] = self.driver
         return settings
 
+    def subnets(self) -> dict[str, ipaddress.IPv4Network]:
+        subnets = super().subnets()
+        subnets["management.subnet"] = ipaddress.IPv4Network(
+            self.config.data["management"]["subnet"]
+        )
+        return subnets
+
+    def own_devices(self) -> set[str]:
+        # The bridges of the lab's own libvirt networks: the management
+        # network's route on its bridge is the lab's, not a clash.
+        if not _virsh_ok():
+            return set()
+        bridges = set()
+        for name in (
+            self.config.data["network"]["name"],
+            self.config.data["management"]["name"],
+        ):
+            for line in _virsh("net-info", name, check=False).stdout.splitlines():
+                if line.startswith("Bridge:"):
+                    bridges.add(line.split(":", 1)[1].strip())
+        return bridges
+
     # Daemons -----------------------------------------------------------
 
     def prepare(self, state: State) -> None:
+        self._note_before(state)
         self._start_daemons(state)
         management = self.config.data["management"]
         self._define_network(
@@ -141,7 +198,6 @@ class Libvirt(Provider):
         if self.config.data["network"]["mode"] == "isolated":
             name = self.config.data["network"]["name"]
             self._define_network(state, name, isolated_network_xml(name))
-        self._note_firewall(state)
 
     def _start_daemons(self, state: State) -> None:
         if _virsh_ok():
@@ -197,17 +253,25 @@ class Libvirt(Provider):
         if not _net_active(name):
             _virsh("net-start", name)
 
-    def _note_firewall(self, state: State) -> None:
-        if "firewall-before" not in state.data["lab"]:
-            state.data["lab"]["firewall-before"] = firewall_chains()
+    def _note_before(self, state: State) -> None:
+        # What was here before the lab: libvirtd and its package make firewall
+        # chains and (through vagrant-libvirt) a storage pool; down removes
+        # only what was not.
+        if "before" not in state.data["lab"]:
+            state.data["lab"]["before"] = {
+                "firewall": firewall_chains(),
+                "pool": POOL_FILE.exists(),
+            }
             state.save()
 
-    def teardown(self, state: State) -> None:
+    def teardown(self, state: State) -> list[str]:
         names = {
             self.config.data["network"]["name"],
             self.config.data["management"]["name"],
             *state.made("libvirt-network"),
         }
+        before = state.data["lab"].get("before", {})
+        left = []
         if _virsh_ok():
             for name in sorted(names):
                 if _net_exists(name):
@@ -216,23 +280,38 @@ class Libvirt(Provider):
                         _virsh("net-destroy", name, check=False)
                     _virsh("net-undefine", name, check=False)
                 state.forget("libvirt-network", name)
+            for volume in self._volumes():
+                self.say(f"removing libvirt volume {volume}")
+                _virsh("vol-delete", "--pool", POOL, volume, check=False)
+            if before.get("pool") is False and _pool_exists():
+                self.say(f"removing libvirt storage pool {POOL} (vagrant-libvirt's)")
+                _virsh("pool-destroy", POOL, check=False)
+                _virsh("pool-undefine", POOL, check=False)
+            left = self.leftovers()
         self._stop_daemons(state)
-        before = state.data["lab"].get("firewall-before")
-        if before is not None:
-            for table, chain in sorted(
-                set(firewall_chains()) - set(map(tuple, before))
-            ):
+        if "firewall" in before:
+            kept = {tuple(chain) for chain in before["firewall"]}
+            for table, chain in sorted(set(firewall_chains()) - kept):
                 self.say(f"removing firewall chain {table}/{chain} (libvirt's)")
                 remove_chain(table, chain)
-            state.data["lab"].pop("firewall-before", None)
-            state.save()
+        state.data["lab"].pop("before", None)
+        state.save()
+        return left
+
+    def _volumes(self) -> list[str]:
+        """The pool's volumes that are the lab's: node disks and the box."""
+        if not _pool_exists():
+            return []
+        box = self.box()["name"].replace("/", "-VAGRANTSLASH-")
+        listed = _virsh("vol-list", "--pool", POOL, check=False).stdout
+        names = [line.split()[0] for line in listed.splitlines()[2:] if line.split()]
+        return [n for n in names if n.startswith((PREFIX, box))]
 
     def leftovers(self) -> list[str]:
         found = []
         if _virsh_ok():
-            lab = {self.config.data["nodes"][s]["name"] for s in self.config.nodes}
             for line in _virsh("list", "--all", "--name").stdout.split():
-                if any(line.endswith(f"_{name}") or line == name for name in lab):
+                if line.startswith(PREFIX):
                     found.append(f"libvirt domain {line}")
             for name in (
                 self.config.data["network"]["name"],
@@ -240,6 +319,7 @@ class Libvirt(Provider):
             ):
                 if _net_exists(name):
                     found.append(f"libvirt network {name}")
+            found += [f"libvirt volume {v}" for v in self._volumes()]
         return found
 
 
@@ -352,6 +432,80 @@ def management_network_xml(name: str, subnet: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def host_routes() -> list[dict]:
+    """This machine's IPv4 routes, as ``ip -j route`` prints them; none when
+    ``ip`` is missing or fails."""
+    if not shutil.which("ip"):
+        return []
+    result = subprocess.run(
+        ["ip", "-j", "route"], capture_output=True, text=True, check=False
+    )
+    try:
+        routes = json.loads(result.stdout) if result.returncode == 0 else []
+    except ValueError:
+        return []
+    if not isinstance(routes, list):
+        return []
+    return [r for r in routes if isinstance(r, dict)]
+
+
+def check_routes(
+    config: Config,
+    subnets: dict[str, ipaddress.IPv4Network],
+    routes: list[dict],
+    own: set[str] = frozenset(),
+) -> None:
+    """Raise :class:`ConfigError` if one of ``subnets`` overlaps a route of
+    this machine (``routes``, as ``ip -j route`` prints them) on a device that
+    is not one of the lab's ``own``. The default route is no clash."""
+    where = str(config.path) if config.path else "lab.yaml"
+    taken = [*subnets.values()]
+    clashes = []
+    for route in routes:
+        dst = str(route.get("dst", ""))
+        if dst in ("", "default"):
+            continue
+        try:
+            routed = ipaddress.IPv4Network(dst, strict=False)
+        except ValueError:
+            continue
+        if routed.prefixlen == 0:
+            continue
+        taken.append(routed)
+        device = route.get("dev") or route.get("type") or "no device"
+        if device in own:
+            continue
+        clashes += [
+            (key, net, routed, device)
+            for key, net in subnets.items()
+            if net.overlaps(routed)
+        ]
+    if clashes:
+        key, net, routed, device = clashes[0]
+        free = _free_subnet(net.prefixlen, taken)
+        raise ConfigError(
+            f"{where}: {key} ({net}) overlaps this machine's route {routed} "
+            f"on {device}; the lab's nodes and this machine would not agree "
+            "where those addresses are",
+            hint=f"set {key} in {where} to a subnet this machine does not route"
+            + (f" (for example {free})" if free else "")
+            + "; `ip route` lists what it routes",
+        )
+
+
+def _free_subnet(
+    prefixlen: int, taken: list[ipaddress.IPv4Network]
+) -> ipaddress.IPv4Network | None:
+    for pool in ("192.168.0.0/16", "172.16.0.0/12", "10.0.0.0/8"):
+        space = ipaddress.IPv4Network(pool)
+        if prefixlen < space.prefixlen:
+            continue
+        for candidate in space.subnets(new_prefix=prefixlen):
+            if not any(candidate.overlaps(t) for t in taken):
+                return candidate
+    return None
+
+
 # Small helpers around the tools ----------------------------------------
 
 
@@ -390,6 +544,10 @@ def _virsh_ok() -> bool:
 
 def _net_exists(name: str) -> bool:
     return _virsh("net-info", name, check=False).returncode == 0
+
+
+def _pool_exists() -> bool:
+    return _virsh("pool-info", POOL, check=False).returncode == 0
 
 
 def _net_active(name: str) -> bool:

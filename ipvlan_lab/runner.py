@@ -32,7 +32,7 @@ from . import console, nodes, parsing, report, verdict
 from .config import DOCKER_HOSTS, SLOTS, template_context
 from .connections import Session, now, parallel
 from .errors import ConnectionFailed, LabError
-from .lab import Lab
+from .lab import LOCK_WAIT, Lab
 from .results import (
     EXIT_LAB,
     FAIL,
@@ -50,6 +50,7 @@ from .results import (
     TopologyNetwork,
 )
 from .scenario import Check, Scenario, Step, render_check
+from .state import lock
 
 #: The documented procedures run first; the rest follow by name.
 FIRST = ("novlan", "vlan")
@@ -87,8 +88,19 @@ def folder_of(results: Path, run: RunResult) -> Path:
 def run(
     lab: Lab, scenarios: list[Scenario], command: str, keep: bool, results: Path
 ) -> RunResult:
-    """Run ``scenarios`` in order on the running lab and write the reports."""
-    lab.require_ready()
+    """Run ``scenarios`` in order on the running lab and write the reports.
+
+    One run at a time: a second waits for the lab's lock.
+    """
+    with lock(lab.dir, wait=LOCK_WAIT, what=f"invoke {command}"):
+        lab.reload()
+        lab.require_ready()
+        return _run(lab, scenarios, command, keep, results)
+
+
+def _run(
+    lab: Lab, scenarios: list[Scenario], command: str, keep: bool, results: Path
+) -> RunResult:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^a-z0-9]+", "-", command.lower()).strip("-")
     result = RunResult(
@@ -195,7 +207,12 @@ class ScenarioRun:
     # The whole scenario --------------------------------------------------
 
     def run(self, clean_first: bool = True) -> ScenarioResult:
-        """Clean, run the steps and checks, decide, record, clean."""
+        """Clean, run the steps and checks, decide, record, clean.
+
+        A node that fails (unreachable, NIC down, Docker not answering) does
+        not end the scenario: what involves it becomes a lab fault, the rest
+        runs.
+        """
         started, clock = now(), time.monotonic()
         result = ScenarioResult(
             name=self.scenario.name,
@@ -205,6 +222,7 @@ class ScenarioRun:
             duration=0.0,
             status="ok",
         )
+        self.probe()
         if clean_first:
             result.cleanup = self.clean()
         try:
@@ -215,39 +233,49 @@ class ScenarioRun:
             self.probe()
             result.checks = self.decide(observed)
             result.containers, result.networks = self.topology()
-        except ConnectionFailed as exc:
-            result.status = LAB_FAULT
-            result.message = exc.message
-            raise
         finally:
             if not self.keep:
-                try:
-                    result.cleanup += self.clean()
-                except ConnectionFailed as exc:
-                    result.message = result.message or exc.message
+                result.cleanup += self.clean()
             result.duration = round(time.monotonic() - clock, 3)
         if any(s.status == "failed" for s in result.steps) or any(
             c.outcome == FAIL for c in result.checks
         ):
             result.status = "failed"
-        if any(c.outcome == LAB_FAULT for c in result.checks):
+        if self.unhealthy:
             result.status = LAB_FAULT
+            result.message = "; ".join(self.unhealthy.values())
         return result
+
+    def run_on(self, slot: str, command: str, timeout: float) -> CommandRecord:
+        """Run a command on a node; a node that cannot be reached is marked
+        unhealthy and the record says why."""
+        if slot in self.unhealthy:
+            return _not_run(slot, command, self.unhealthy[slot])
+        try:
+            return self.sessions[slot].run(command, timeout=timeout)
+        except ConnectionFailed as exc:
+            self._fault(slot, f"{slot} cannot be reached over SSH ({exc.message})")
+            return _not_run(slot, command, self.unhealthy[slot])
+
+    def _fault(self, slot: str, problem: str) -> None:
+        if slot not in self.unhealthy:
+            console.warn(f"lab fault: {problem}")
+            self.unhealthy[slot] = problem
 
     # Clean state ---------------------------------------------------------
 
     def clean(self) -> list[CommandRecord]:
-        """Remove what scenarios made on every node."""
+        """Remove what scenarios made on every reachable node."""
 
         def clean_node(slot: str) -> list[CommandRecord]:
-            session = self.sessions[slot]
             records = []
             for extra in self.scenario.cleanup:
                 if slot in extra.nodes:
-                    records.append(
-                        session.run(extra.command(self.context, slot), timeout=60)
-                    )
-            links = parsing.parse_links(session.run("ip -j -d link show").stdout)
+                    command = extra.command(self.context, slot)
+                    records.append(self.run_on(slot, command, 60))
+            listing = self.run_on(slot, "ip -j -d link show", 30)
+            if listing.exit_status != 0:
+                return records + [listing]
             facts = self.facts[slot]
             keep = [self.lab.config.address_cidr(slot)]
             if slot == "lan":
@@ -256,10 +284,10 @@ class ScenarioRun:
                 self.lab.config.nodes[slot],
                 facts["nic"],
                 facts.get("baseline", {}),
-                links,
+                parsing.parse_links(listing.stdout),
                 keep,
             )
-            records.append(session.run("; ".join(commands), timeout=120))
+            records.append(self.run_on(slot, "; ".join(commands), 120))
             return records
 
         found = parallel(clean_node, SLOTS)
@@ -273,12 +301,15 @@ class ScenarioRun:
         commands = {slot: step.command(self.context, slot) for slot in step.nodes}
 
         def one(slot: str) -> CommandRecord:
-            return self.sessions[slot].run(commands[slot], timeout=step.timeout)
+            return self.run_on(slot, commands[slot], step.timeout)
 
         records = parallel(one, step.nodes)
         status, message = "ok", ""
         for slot in step.nodes:
             record = records[slot]
+            if slot in self.unhealthy:
+                status, message = LAB_FAULT, self.unhealthy[slot]
+                continue
             output = record.stdout + record.stderr
             if step.expect_error is not None:
                 if record.exit_status == 0:
@@ -333,10 +364,11 @@ class ScenarioRun:
                     f"ping -c 2 -i 0.3 -W 1 -w 2 {lan} >/dev/null "
                     "&& echo segment-ok || echo segment-down"
                 )
-            try:
-                record = self.sessions[slot].run("; ".join(parts), timeout=30)
-            except ConnectionFailed as exc:
-                return f"{slot} cannot be reached over SSH ({exc.message})"
+            if slot in self.unhealthy:
+                return None
+            record = self.run_on(slot, "; ".join(parts), 30)
+            if slot in self.unhealthy:
+                return None
             words = record.stdout.split()
             if not words or words[0] != "up":
                 return f"{slot}'s lab NIC {nic} is {words[0] if words else 'missing'}"
@@ -347,9 +379,8 @@ class ScenarioRun:
             return None
 
         for slot, problem in parallel(probe_node, SLOTS).items():
-            if problem and slot not in self.unhealthy:
-                console.warn(f"lab fault: {problem}")
-                self.unhealthy[slot] = problem
+            if problem:
+                self._fault(slot, problem)
 
     # Checks --------------------------------------------------------------
 
@@ -363,9 +394,10 @@ class ScenarioRun:
             versions = self.versions(check.node)
             if not check.applies(versions) or check.expectation(versions) is None:
                 observation = None
-            elif check.node in self.unhealthy:
+            elif any(n in self.unhealthy for n in check.nodes):
+                down = [n for n in check.nodes if n in self.unhealthy]
                 observation = Observation(
-                    "not run", False, message=self.unhealthy[check.node]
+                    "not run", False, message=self.unhealthy[down[0]]
                 )
             else:
                 with self._limits[check.node]:
@@ -428,10 +460,6 @@ class ScenarioRun:
         if expectation.when:
             observation.evidence["condition"] = expectation.when
         return observation
-
-    def run_on(self, slot: str, command: str, timeout: float) -> CommandRecord:
-        """Run a check's command on a node."""
-        return self.sessions[slot].run(command, timeout=timeout)
 
     # Decisions -----------------------------------------------------------
 
@@ -520,39 +548,64 @@ class ScenarioRun:
         for slot in DOCKER_HOSTS:
             if slot in self.unhealthy:
                 continue
-            client = self.sessions[slot].docker(self.lab.dir)
-            for net in client.networks.list():
-                attrs = net.attrs
-                if attrs.get("Name") in ("bridge", "host", "none"):
-                    continue
-                options = attrs.get("Options") or {}
-                ipam = (attrs.get("IPAM") or {}).get("Config") or []
-                networks.append(
-                    TopologyNetwork(
-                        name=attrs["Name"],
+            try:
+                found = self._standing(slot)
+            except Exception as exc:  # noqa: BLE001 - the picture is optional
+                console.warn(f"cannot read what stands on {slot}: {exc}")
+                continue
+            containers += found[0]
+            networks += found[1]
+        return containers, networks
+
+    def _standing(
+        self, slot: str
+    ) -> tuple[list[TopologyContainer], list[TopologyNetwork]]:
+        """What stands on one Docker host, read with the SDK."""
+        containers: list[TopologyContainer] = []
+        networks: list[TopologyNetwork] = []
+        client = self.sessions[slot].docker(self.lab.dir)
+        for net in client.networks.list():
+            attrs = net.attrs
+            if attrs.get("Name") in ("bridge", "host", "none"):
+                continue
+            options = attrs.get("Options") or {}
+            ipam = (attrs.get("IPAM") or {}).get("Config") or []
+            networks.append(
+                TopologyNetwork(
+                    name=attrs["Name"],
+                    node=slot,
+                    driver=attrs.get("Driver", ""),
+                    parent=options.get("parent"),
+                    subnets=[c.get("Subnet", "") for c in ipam],
+                    mode=options.get("ipvlan_mode") or options.get("macvlan_mode"),
+                )
+            )
+        for container in client.containers.list(all=True):
+            nets = container.attrs["NetworkSettings"]["Networks"] or {}
+            for net_name, net in nets.items():
+                containers.append(
+                    TopologyContainer(
+                        name=container.name,
                         node=slot,
-                        driver=attrs.get("Driver", ""),
-                        parent=options.get("parent"),
-                        subnets=[c.get("Subnet", "") for c in ipam],
-                        mode=options.get("ipvlan_mode") or options.get("macvlan_mode"),
+                        network=net_name,
+                        address=net.get("IPAddress") or None,
+                        mac=net.get("MacAddress") or None,
                     )
                 )
-            for container in client.containers.list(all=True):
-                nets = container.attrs["NetworkSettings"]["Networks"] or {}
-                for net_name, net in nets.items():
-                    containers.append(
-                        TopologyContainer(
-                            name=container.name,
-                            node=slot,
-                            network=net_name,
-                            address=net.get("IPAddress") or None,
-                            mac=net.get("MacAddress") or None,
-                        )
-                    )
         return containers, networks
 
 
 # Observers: one function per check kind -----------------------------------
+
+
+def _not_run(slot: str, command: str, why: str) -> CommandRecord:
+    return CommandRecord(
+        node=slot,
+        command=command,
+        exit_status=None,
+        stderr=f"not run: {why}",
+        started=now(),
+    )
 
 
 def _exec(container: str | None, command: str) -> str:

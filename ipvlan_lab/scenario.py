@@ -462,6 +462,12 @@ def find_scenario(folder: str | Path, name: str) -> Path:
     given = Path(name)
     if given.suffix == ".yaml" and given.is_file():
         return given
+    if given.suffix == ".yaml" or "/" in name:
+        raise ScenarioError(
+            f"no scenario file {name} (a scenario is a name from {folder}, or "
+            "the path of a .yaml file)",
+            hint="check the path, or run `invoke scenario --list` for the names",
+        )
     path = Path(folder) / f"{name}.yaml"
     if path.is_file():
         return path

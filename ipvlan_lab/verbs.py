@@ -157,11 +157,14 @@ def verify(
     lab = Lab()
     loaded = _load(lab, names)
     brought = not lab.state.data["lab"].get("ready")
+    # Bad input (an unusable provider, a clashing subnet) stops here, before
+    # anything is made and before the lab could be taken down.
+    choice = lab.preflight(provider) if brought else None
     policy = destroy or ("always" if brought else "never")
     code = EXIT_LAB
     try:
         if brought:
-            lab.up(provider)
+            lab.up(provider, choice)
         run = runner.run(lab, loaded, command="verify", keep=False, results=RESULTS)
         code = run.exit_code
         _summary(run)

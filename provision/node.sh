@@ -17,6 +17,8 @@
 #   BUSYBOX_TAR     a busybox root file system to import as busybox:latest
 #                   (default: /usr/local/share/ipvlan-lab/busybox-rootfs.tar,
 #                   which the lab's box provides; without it, docker pull)
+#   LAB_DNS         an address to make the host's only name server (optional),
+#                   so that containers' lookups stay inside the lab
 #
 # Output: one line per problem, "NODE: what is wrong; fix: what to do", then
 # a last line "baseline ok" (exit 0) or "baseline failed: N problem(s)"

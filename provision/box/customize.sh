@@ -9,6 +9,7 @@
 #   $3  the box's default hostname (Vagrant renames each machine later)
 #   $4  the label of the root file system (the kernel finds root by it)
 set -eu
+umask 022
 
 root=$1
 pubkey=$2
@@ -19,9 +20,12 @@ in_root() {
     chroot "$root" "$@"
 }
 
-# Write stdin to a file inside the root file system, creating its directory.
+# Write stdin to a new file inside the root file system (mode 0644, whatever
+# was there before: mmdebstrap copies some files from the build machine with
+# their modes), creating its directory.
 put() {
     mkdir -p "$(dirname "$root/$1")"
+    rm -f "$root/$1"
     cat > "$root/$1"
 }
 
@@ -44,6 +48,10 @@ put etc/hosts <<EOF
 127.0.0.1 localhost
 127.0.1.1 $hostname
 ::1 localhost ip6-localhost ip6-loopback
+EOF
+# Not the build machine's name server: the lab sets one when it needs it.
+put etc/resolv.conf <<'EOF'
+# No name server: ipvlan-lab's node.sh writes one when LAB_DNS is given.
 EOF
 # No locales are installed; C.UTF-8 is built into the C library.
 echo "LANG=C.UTF-8" | put etc/default/locale

@@ -61,7 +61,7 @@ def test_status_json_shows_every_node_running(lab):
     result = lab.invoke("status", "--json", check=True)
     rows = {row["slot"]: row for row in json.loads(result.stdout)}
     assert set(rows) == {"host1", "host2", "lan"}
-    for slot, row in rows.items():
+    for row in rows.values():
         assert row["state"] == "running", row
         assert row["kernel"] and row["nic"], row
         assert row["provider"] in ("libvirt-qemu", "libvirt-kvm", "virtualbox")

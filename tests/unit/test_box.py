@@ -287,6 +287,20 @@ def test_box_exists_without_vagrant_says_what_to_install(monkeypatch):
     assert caught.value.hint == "apt-get install vagrant"
 
 
+def test_remove_box_removes_every_version_for_libvirt_only_if_present(monkeypatch):
+    commands = []
+    monkeypatch.setattr(box, "_run", lambda command, log: commands.append(command))
+    monkeypatch.setattr(box, "_capture", lambda command: BOX_LIST)
+
+    box.remove_box("ipvlan-lab/debian12", log=lambda line: None)
+    box.remove_box("ipvlan-lab/absent", log=lambda line: None)
+
+    assert commands == [
+        ["vagrant", "box", "remove", "--force", "--all"]
+        + ["--provider", "libvirt", "ipvlan-lab/debian12"]
+    ]
+
+
 # --- build_box without building ----------------------------------------------
 
 

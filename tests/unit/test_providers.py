@@ -1,0 +1,296 @@
+"""The providers: the choice between them, KVM, libvirt's networks, routes."""
+
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ipvlan_lab import providers
+from ipvlan_lab.config import from_data
+from ipvlan_lab.errors import ConfigError, ProviderError
+from ipvlan_lab.providers import (
+    LibvirtKVM,
+    LibvirtQEMU,
+    VirtualBox,
+    choose,
+    isolated_network_xml,
+    kvm_problems,
+    management_network_xml,
+)
+
+
+@pytest.fixture
+def works(monkeypatch):
+    """Decide which providers can work here: ``works(kvm=..., ...)``."""
+
+    def decide(**problems: str | None) -> None:
+        for cls, key in (
+            (LibvirtKVM, "kvm"),
+            (VirtualBox, "vbox"),
+            (LibvirtQEMU, "qemu"),
+        ):
+            found = problems.get(key)
+            monkeypatch.setattr(
+                cls, "problems", lambda self, found=found: [found] if found else []
+            )
+
+    return decide
+
+
+# Choosing a provider
+
+
+def test_auto_takes_the_first_that_works_and_says_why(works):
+    works(kvm="no /dev/kvm (no hardware virtualization)", vbox="no VBoxManage")
+    choice = choose(from_data({}))
+    assert choice.provider.name == "libvirt-qemu"
+    assert choice.why == (
+        "the first provider that can work here (not libvirt-kvm: no /dev/kvm (no "
+        "hardware virtualization); not virtualbox: no VBoxManage)"
+    )
+
+
+def test_auto_takes_kvm_when_it_works(works):
+    works()
+    choice = choose(from_data({}))
+    assert choice.provider.name == "libvirt-kvm"
+    assert choice.why == "the first provider that can work here"
+
+
+def test_auto_with_nothing_that_works_says_why_for_each(works):
+    works(kvm="no /dev/kvm", vbox="no VBoxManage", qemu="virsh is not installed")
+    with pytest.raises(ProviderError) as caught:
+        choose(from_data({}))
+    assert caught.value.message == (
+        "no provider can work here: not libvirt-kvm: no /dev/kvm; "
+        "not virtualbox: no VBoxManage; not libvirt-qemu: virsh is not installed"
+    )
+    assert "apt-get install" in caught.value.hint
+
+
+def test_an_asked_for_provider_that_cannot_work_is_an_error_not_a_fallback(works):
+    works(kvm="no /dev/kvm")
+    with pytest.raises(ProviderError) as caught:
+        choose(from_data({}), "libvirt-kvm")
+    assert caught.value.message == (
+        "provider libvirt-kvm was asked for but cannot run here: no /dev/kvm"
+    )
+    assert caught.value.hint == providers.INSTALL_LIBVIRT
+
+
+def test_lab_yaml_asks_too_and_gets_no_fallback(works):
+    works(vbox="VirtualBox is not installed")
+    with pytest.raises(ProviderError, match="provider virtualbox was asked for"):
+        choose(from_data({"provider": "virtualbox"}))
+
+
+def test_who_asked_is_the_reason(works):
+    works()
+    config = from_data({"provider": "virtualbox"})
+    assert choose(config).why == "asked for by lab.yaml"
+    choice = choose(config, "libvirt-qemu")
+    assert (choice.provider.name, choice.why) == (
+        "libvirt-qemu",
+        "asked for by --provider",
+    )
+
+
+def test_an_unknown_provider(works):
+    works()
+    with pytest.raises(ProviderError) as caught:
+        choose(from_data({}), "vmware")
+    assert caught.value.message == "unknown provider 'vmware'"
+    assert (
+        caught.value.hint == "use one of: auto, libvirt-kvm, virtualbox, libvirt-qemu"
+    )
+
+
+def test_problems_start_with_a_missing_vagrant(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert VirtualBox(from_data({})).problems() == [
+        "vagrant is not installed",
+        "VirtualBox is not installed (no VBoxManage on the PATH)",
+    ]
+
+
+# KVM
+
+
+def kvm_tree(tmp_path: Path, modules: tuple[str, ...], dev: bool = True):
+    (tmp_path / "dev").mkdir()
+    if dev:
+        (tmp_path / "dev" / "kvm").touch()
+    for module in modules:
+        (tmp_path / "module" / module).mkdir(parents=True)
+    (tmp_path / "module").mkdir(exist_ok=True)
+    return {"dev": tmp_path / "dev" / "kvm", "modules": tmp_path / "module"}
+
+
+@pytest.mark.parametrize(
+    ("modules", "dev", "expected"),
+    [
+        (("kvm", "kvm_intel"), True, []),
+        (("kvm", "kvm_amd"), True, []),
+        (("kvm", "kvm_pvm", "kvm_intel"), True, []),
+        ((), False, ["no /dev/kvm (no hardware virtualization)"]),
+        (("kvm",), True, ["neither kvm_intel nor kvm_amd is loaded"]),
+        (("kvm", "kvm_pvm"), True, ["is kvm_pvm (paravirtual nesting)"]),
+    ],
+    ids=["intel", "amd", "pvm-beside-intel", "no-dev", "no-module", "pvm"],
+)
+def test_kvm_problems(tmp_path, modules, dev, expected):
+    found = kvm_problems(**kvm_tree(tmp_path, modules, dev))
+    assert len(found) == len(expected)
+    for problem, text in zip(found, expected, strict=True):
+        assert text in problem
+
+
+def test_kvm_that_this_user_cannot_open(tmp_path, monkeypatch):
+    tree = kvm_tree(tmp_path, ("kvm", "kvm_intel"))
+    monkeypatch.setattr(providers.os, "access", lambda path, mode: False)
+    assert kvm_problems(**tree) == [
+        f"{tree['dev']} is not readable and writable by this user"
+    ]
+
+
+def test_kvm_provider_adds_kvm_problems(monkeypatch):
+    monkeypatch.setattr(providers.Libvirt, "_problems", lambda self: [])
+    monkeypatch.setattr(providers, "kvm_problems", lambda: ["no /dev/kvm"])
+    assert LibvirtKVM(from_data({}))._problems() == ["no /dev/kvm"]
+    assert LibvirtQEMU(from_data({}))._problems() == []
+
+
+# libvirt's networks
+
+
+def test_the_lab_network_is_a_bare_segment():
+    root = ET.fromstring(isolated_network_xml("ipvlan-lab"))
+    assert root.findtext("name") == "ipvlan-lab"
+    assert root.find("bridge").get("stp") == "off"
+    for absent in ("forward", "ip", "dns", "dhcp", ".//dhcp"):
+        assert root.find(absent) is None, f"the lab network has <{absent}>"
+
+
+def test_the_management_network_gives_dhcp_and_nothing_else():
+    root = ET.fromstring(management_network_xml("ipvlan-lab-mgmt", "192.168.121.0/24"))
+    assert root.findtext("name") == "ipvlan-lab-mgmt"
+    assert root.find("forward") is None, "no forwarding, no NAT"
+    assert root.find("dns").get("enable") == "no"
+    ip = root.find("ip")
+    assert (ip.get("address"), ip.get("netmask")) == ("192.168.121.1", "255.255.255.0")
+    dhcp = ip.find("dhcp/range")
+    assert (dhcp.get("start"), dhcp.get("end")) == ("192.168.121.2", "192.168.121.254")
+
+
+# Routes of this machine
+
+
+ROUTES = [
+    {"dst": "default", "gateway": "192.0.2.1", "dev": "eth0", "flags": []},
+    {"dst": "192.0.2.0/24", "dev": "eth0", "scope": "link", "flags": []},
+    {"dst": "192.168.121.0/24", "dev": "virbr1", "scope": "link", "flags": []},
+]
+
+
+def test_the_labs_own_bridge_is_no_clash():
+    config = from_data({})
+    provider = LibvirtQEMU(config)
+    subnets = provider.subnets()
+    providers.check_routes(config, subnets, ROUTES, {"virbr1"})
+    with pytest.raises(ConfigError, match="management.subnet"):
+        providers.check_routes(config, subnets, ROUTES, set())
+
+
+def test_which_subnets_each_provider_checks():
+    isolated = from_data({})
+    assert list(LibvirtQEMU(isolated).subnets()) == [
+        "network.subnet",
+        "vlan.host_subnet",
+        "vlan.subnet",
+        "management.subnet",
+    ]
+    assert list(VirtualBox(isolated).subnets()) == [
+        "network.subnet",
+        "vlan.host_subnet",
+        "vlan.subnet",
+    ]
+    bridged = from_data({"network": {"mode": "bridged", "adapter": "enp3s0"}})
+    assert "network.subnet" not in VirtualBox(bridged).subnets()
+
+
+def test_a_bridged_lab_may_share_this_machines_lan():
+    config = from_data({"network": {"mode": "bridged", "adapter": "enp3s0"}})
+    routes = [{"dst": "192.168.4.0/24", "dev": "enp3s0"}]
+    VirtualBox(config).check_routes(routes)
+
+
+def test_a_clash_names_subnet_route_device_and_a_free_subnet():
+    config = from_data({"vlan": {"subnet": "10.1.0.0/16", "gateway": "10.1.0.1"}})
+    routes = [
+        {"dst": "192.168.0.0/24", "dev": "eth0"},
+        {"dst": "10.0.0.0/8", "dev": "tun0"},
+        {"type": "unreachable", "dst": "not a route"},
+    ]
+    with pytest.raises(ConfigError) as caught:
+        VirtualBox(config).check_routes(routes)
+    assert caught.value.message == (
+        "lab.yaml: vlan.subnet (10.1.0.0/16) overlaps this machine's route "
+        "10.0.0.0/8 on tun0; the lab's nodes and this machine would not agree "
+        "where those addresses are"
+    )
+    # 192.168.0.0/16 holds the lab's subnets, so the /16 offered is elsewhere.
+    assert "(for example 172.16.0.0/16)" in caught.value.hint
+
+
+def test_a_route_with_no_device_is_named_by_its_type():
+    config = from_data({})
+    routes = [{"type": "blackhole", "dst": "192.168.100.0/24"}]
+    with pytest.raises(ConfigError, match="192.168.100.0/24 on blackhole"):
+        VirtualBox(config).check_routes(routes)
+
+
+def fake_ip(tmp_path: Path, monkeypatch, text: str) -> None:
+    (tmp_path / "ip").write_text(text)
+    (tmp_path / "ip").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
+def test_host_routes_reads_ip(tmp_path, monkeypatch):
+    fake_ip(tmp_path, monkeypatch, '#!/bin/sh\necho \'[{"dst": "10.0.0.0/8"}]\'\n')
+    assert providers.host_routes() == [{"dst": "10.0.0.0/8"}]
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["#!/bin/sh\necho nonsense\n", "#!/bin/sh\nexit 1\n", "#!/bin/sh\necho 7\n"],
+)
+def test_host_routes_is_empty_when_ip_says_nothing_useful(
+    tmp_path, monkeypatch, script
+):
+    fake_ip(tmp_path, monkeypatch, script)
+    assert providers.host_routes() == []
+
+
+def test_host_routes_without_ip(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert providers.host_routes() == []
+
+
+def test_free_subnet_skips_what_is_taken():
+    taken = [ipaddress.IPv4Network("192.168.0.0/23")]
+    assert str(providers._free_subnet(24, taken)) == "192.168.2.0/24"
+    assert providers._free_subnet(4, taken) is None
+
+
+# Daemons
+
+
+def test_a_running_libvirtd_is_left_alone(monkeypatch):
+    monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
+    monkeypatch.setattr(
+        providers.subprocess, "run", lambda *a, **k: pytest.fail("ran something")
+    )
+    LibvirtQEMU(from_data({}))._start_daemons(state=None)
