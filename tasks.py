@@ -122,12 +122,16 @@ def status_(c, json=False):
     verbs.status(as_json=json)
 
 
-@task(help={"node": "host1, host2 or lan"})
+@task(klass=OptionalNameTask, positional=["node"], help={"node": "host1, host2 or lan"})
 @_door
-def ssh(c, node):
+def ssh(c, node=None):
     """Open a shell on a node."""
     from ipvlan_lab import verbs
 
+    if not node:
+        raise UsageError(
+            "which node? `invoke ssh NODE`", hint="use one of: host1, host2, lan"
+        )
     command = verbs.ssh_command(node)
     os.execvp(command[0], command)
 

@@ -20,7 +20,7 @@ from . import console, nodes
 from .config import DEFAULTS, PROJECT, SLOTS, Config
 from .config import load as load_config
 from .connections import Session, parallel
-from .errors import LabError, MachineError, StateError
+from .errors import ConfigError, LabError, MachineError, StateError
 from .machines import Machines, SSHTarget
 from .providers import PROVIDERS, Choice, Provider, choose
 from .state import State, lock
@@ -97,10 +97,12 @@ class Lab:
 
     def preflight(self, requested: str | None = None) -> Choice:
         """What ``up`` checks before it makes anything: the provider (asked
-        for, or the first that works) and this machine's routes. Bad input
-        stops here, with nothing on the lab changed, not even its lock."""
+        for, or the first that works), this machine's routes and the box. Bad
+        input stops here, with nothing on the lab changed, not even its lock."""
         choice = self.provider(requested)
         choice.provider.check_routes()
+        if not self.state.data["lab"].get("provider"):
+            self._check_box(choice.provider)
         return choice
 
     def up(
@@ -110,7 +112,7 @@ class Lab:
         of each node. ``choice`` is what :meth:`preflight` returned, if it
         ran already."""
         choice = choice or self.preflight(requested)
-        with lock(self.dir, wait=LOCK_WAIT, what="invoke up"):
+        with lock(self.dir, wait=LOCK_WAIT, what="invoke up", on_wait=console.say):
             self.reload()
             if self.state.data["lab"].get("provider"):
                 # Another `up` may have brought the lab up while this waited.
@@ -146,6 +148,25 @@ class Lab:
             machines.up()
         with console.phase("bringing each node to the lab's baseline"):
             return self._settle(provider, machines, fresh=True)
+
+    def _check_box(self, provider: Provider) -> None:
+        # A box Vagrant does not have is fetched from Vagrant Cloud, whose
+        # names are all owner/box: a box of another name could only fail later,
+        # with the nodes half made.
+        name = provider.box()["name"]
+        offline = DEFAULTS["boxes"]["libvirt"]["name"]
+        if (provider.vagrant == "libvirt" and name == offline) or "/" in name:
+            return
+        if not boxes.box_exists(name, provider.vagrant):
+            where = self.config.path or "lab.yaml"
+            key = f"boxes.{provider.box_key}.name"
+            raise ConfigError(
+                f"{where}: {key} is {name!r}, a box Vagrant does not have for "
+                f"{provider.vagrant} (nor a Vagrant Cloud name, owner/box)",
+                hint=f"add it (`vagrant box add {name} FILE.box`), or set {key} "
+                "to a box `vagrant box list` shows, or delete it to use the "
+                f"default ({DEFAULTS['boxes'][provider.box_key]['name']!r})",
+            )
 
     def _ensure_box(self, provider: Provider) -> None:
         name = provider.box()["name"]
@@ -238,7 +259,7 @@ class Lab:
     def down(self) -> list[str]:
         """Remove everything the lab made; return what is left (nothing,
         normally)."""
-        with lock(self.dir, wait=LOCK_WAIT, what="invoke down"):
+        with lock(self.dir, wait=LOCK_WAIT, what="invoke down", on_wait=console.say):
             return self._down()
 
     def _down(self) -> list[str]:

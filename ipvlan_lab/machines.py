@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ logging.getLogger("vagrant").addHandler(logging.NullHandler())
 import vagrant  # noqa: E402
 
 LOG_NAME = "vagrant.log"
+#: Seconds Vagrant gets to clean up after Ctrl-C.
+INTERRUPT_GRACE = 300
 
 
 @dataclass
@@ -86,17 +89,38 @@ class Machines:
     def up(self) -> None:
         """Create and boot every node that is not running, in parallel where
         the provider allows it."""
-        try:
-            self.vagrant.up(no_provision=True, provider=_vagrant_name(self.provider))
-        except (subprocess.CalledProcessError, OSError) as exc:
-            raise self._fail("up", exc) from None
+        self._run("up", "--no-provision", f"--provider={_vagrant_name(self.provider)}")
 
     def destroy(self) -> None:
         """Remove every node."""
-        try:
-            self.vagrant.destroy()
-        except (subprocess.CalledProcessError, OSError) as exc:
-            raise self._fail("destroy --force", exc) from None
+        self._run("destroy", "--force")
+
+    def _run(self, *args: str) -> None:
+        # Not python-vagrant's up/destroy: on Ctrl-C they kill Vagrant at once,
+        # in the middle of making or removing a machine. Vagrant handles the
+        # interrupt itself (the terminal sends it to both of us); the lab
+        # waits for it to finish cleaning up, then stops.
+        command = [vagrant.get_vagrant_executable() or "vagrant", *args]
+        with open(self.log_path, "a") as log:
+            proc = subprocess.Popen(
+                command,
+                cwd=self.vagrant.root,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+            try:
+                code = proc.wait()
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=INTERRUPT_GRACE)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                raise
+        if code != 0:
+            raise self._fail(" ".join(args), f"exit status {code}")
 
     def ssh_target(self, slot: str) -> SSHTarget:
         """How to reach ``slot`` now (read afresh: addresses change)."""

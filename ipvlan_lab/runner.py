@@ -92,7 +92,7 @@ def run(
 
     One run at a time: a second waits for the lab's lock.
     """
-    with lock(lab.dir, wait=LOCK_WAIT, what=f"invoke {command}"):
+    with lock(lab.dir, wait=LOCK_WAIT, what=f"invoke {command}", on_wait=console.say):
         lab.reload()
         lab.require_ready()
         return _run(lab, scenarios, command, keep, results)

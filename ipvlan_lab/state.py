@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +103,16 @@ def _empty() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def lock(folder: Path, wait: float = 0.0, what: str = "this command") -> Iterator[None]:
+def lock(
+    folder: Path,
+    wait: float = 0.0,
+    what: str = "this command",
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
     """Hold the lab's lock while changing the lab.
 
     With ``wait`` 0 a second holder is refused at once; otherwise it waits up
-    to ``wait`` seconds.
+    to ``wait`` seconds, telling ``on_wait`` once whom it waits for.
     """
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "lock"
@@ -120,13 +125,16 @@ def lock(folder: Path, wait: float = 0.0, what: str = "this command") -> Iterato
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+                handle.seek(0)
+                holder = handle.read().strip() or "another lab command"
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "another lab command"
                     raise StateError(
                         f"the lab is busy: {holder} holds {path}",
                         hint=f"wait for it to finish, then run {what} again",
                     ) from None
+                if on_wait:
+                    on_wait(f"waiting for the lab: {holder} holds it")
+                    on_wait = None
                 time.sleep(0.5)
         handle.seek(0)
         handle.truncate()

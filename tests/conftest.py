@@ -9,8 +9,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# Unit tests first, then the tests that share one lab, then those that break it.
-_ORDER = ("tests/unit/", "tests/e2e/", "tests/faults/")
+# Unit tests first, then the tests that share one lab (bringing it up, the
+# documented procedures, verify), then those that break it.
+_ORDER = (
+    "tests/unit/",
+    "tests/e2e/test_report_browser.py",
+    "tests/e2e/test_up.py",
+    "tests/e2e/test_procedures.py",
+    "tests/e2e/test_verify.py",
+    "tests/e2e/",
+    "tests/faults/",
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -48,6 +57,7 @@ class LabHandle:
     """The shared lab, driven through the CLI as a user drives it."""
 
     timings: dict = field(default_factory=dict)
+    root: Path = ROOT
 
     def invoke(
         self,

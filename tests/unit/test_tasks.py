@@ -28,6 +28,8 @@ def calls(monkeypatch) -> list:
 
     for name in ("box", "up", "status", "list_scenarios", "rerender_report"):
         monkeypatch.setattr(verbs, name, recorder(name))
+    monkeypatch.setattr(verbs, "ssh_command", recorder("ssh_command", ["true"]))
+    monkeypatch.setattr(tasks.os, "execvp", lambda file, args: None)
     for name in ("run_scenario", "verify", "down"):
         monkeypatch.setattr(verbs, name, recorder(name, 0))
     return made
@@ -66,6 +68,7 @@ def invoke(*argv: str) -> int:
             ("rerender_report", ("20260101-000000-verify",), {}),
         ),
         (["down"], ("down", (), {})),
+        (["ssh", "host1"], ("ssh_command", ("host1",), {})),
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else None,
 )
@@ -80,6 +83,15 @@ def test_scenario_without_a_name_is_a_usage_error(calls, capsys):
     assert capsys.readouterr().err == (
         "ipvlan-lab: which scenario? `invoke scenario NAME`\n"
         "hint: `invoke scenario --list` lists them\n"
+    )
+
+
+def test_ssh_without_a_node_is_a_usage_error(calls, capsys):
+    assert invoke("ssh") == 2
+    assert calls == []
+    assert capsys.readouterr().err == (
+        "ipvlan-lab: which node? `invoke ssh NODE`\n"
+        "hint: use one of: host1, host2, lan\n"
     )
 
 

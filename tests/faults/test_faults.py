@@ -1,0 +1,258 @@
+"""Faults on real VMs: the lab survives them, names them, and cleans up.
+
+These break the shared lab on purpose, so they run after every other test,
+and in this order: the last ones take the lab down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ipvlan_lab.connections import Session
+from ipvlan_lab.errors import ConnectionFailed
+from ipvlan_lab.machines import SSHTarget
+
+from ..conftest import INVOKE, ROOT
+from ..e2e.results import latest_run, load
+
+pytestmark = [pytest.mark.lab, pytest.mark.destructive]
+
+
+def on(lab, slot: str, command: str) -> None:
+    handle = lab.lab()
+    try:
+        record = handle.sessions()[slot].run(command, timeout=120)
+    finally:
+        handle.close()
+    assert record.exit_status == 0, record.stderr
+
+
+def start(*args: str) -> subprocess.Popen:
+    """`invoke ARGS` in its own process group, as a terminal would run it."""
+    return subprocess.Popen(
+        [*INVOKE, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for_output(proc_log: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc_log.exists() and text in proc_log.read_text(errors="replace"):
+            return
+        time.sleep(1)
+    raise AssertionError(f"{text!r} did not appear within {timeout} s")
+
+
+def checks_touching(run: dict, slot: str) -> list[dict]:
+    return [
+        c
+        for s in run["scenarios"]
+        for c in s["checks"]
+        if slot in (c["source"], c["target"])
+        or slot in c["message"]
+        or c["source"].startswith("test2")
+    ]
+
+
+def test_a_dropped_connection_is_reopened_once(lab):
+    handle = lab.lab()
+    target = SSHTarget(**handle.state.nodes["host1"]["ssh"])
+    session = Session("host1", target)
+    try:
+        assert session.run("true").exit_status == 0
+        session.connection.transport.close()  # the connection drops
+        assert session.run("echo back").stdout.strip() == "back"
+        # A node that can no longer be reached: one clear error.
+        session.target = SSHTarget(
+            host="127.0.0.1", port=1, user="vagrant", key=target.key
+        )
+        session.connection.transport.close()
+        with pytest.raises(ConnectionFailed, match="host1"):
+            session.run("true")
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize(
+    "fault, break_it, mend_it, named",
+    [
+        (
+            "lab NIC down",
+            "sudo -n ip link set {nic} down",
+            "sudo -n ip link set {nic} up",
+            "lab NIC {nic} is down",
+        ),
+        (
+            "dockerd stopped",
+            "sudo -n systemctl stop docker.socket docker.service",
+            "true",
+            "dockerd on host2 does not answer",
+        ),
+    ],
+)
+def test_a_broken_host_is_a_lab_fault_not_a_confirmation(
+    lab, fault, break_it, mend_it, named
+):
+    nic = lab.lab().state.nodes["host2"]["nic"]
+    on(lab, "host2", break_it.format(nic=nic))
+    try:
+        result = lab.invoke("scenario", "novlan", label=f"scenario novlan ({fault})")
+    finally:
+        on(lab, "host2", mend_it.format(nic=nic))
+        lab.invoke("up", check=True, label="up (after a fault)")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert named.format(nic=nic) in result.stderr
+    run = load(latest_run("scenario-novlan"))
+    assert run["exit_code"] == 2
+    checks = run["scenarios"][0]["checks"]
+    cross_host = [
+        c
+        for c in checks
+        if c["id"]
+        in (
+            "h1-cross-host-ip",
+            "h1-cross-host-name",
+            "h1-host-to-other-container",
+        )
+        or (c["source"] == "test101" and c["target"] in ("test201", "192.168.4.201"))
+    ]
+    touching_host2 = [c for c in checks if "host2" in (c.get("message") or "")]
+    assert touching_host2, "the checks that need host2 say why"
+    for check in touching_host2 + cross_host:
+        assert check["outcome"] == "lab-fault", check
+        assert check["verdict"] == "lab-fault", check
+
+
+def test_up_twice_at_once_waits_for_the_lock(lab):
+    first = start("up")
+    time.sleep(2)
+    second = start("up")
+    out1, err1 = first.communicate(timeout=600)
+    out2, err2 = second.communicate(timeout=600)
+    assert first.returncode == 0, err1[-2000:]
+    assert second.returncode == 0, err2[-2000:]
+    assert "waiting for the lab: invoke up" in err1 + err2
+
+
+def test_ctrl_c_during_a_scenario_then_the_next_run_cleans_up(lab, tmp_path):
+    log = tmp_path / "scenario.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*INVOKE, "scenario", "novlan"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_output(log, "--name test102", timeout=300)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal
+        proc.wait(timeout=300)
+    assert proc.returncode == 130, log.read_text()[-2000:]
+    assert "interrupted" in log.read_text()
+    interrupted = load(latest_run("scenario-novlan"))
+    assert "interrupted" in interrupted["message"]
+
+    result = lab.invoke("scenario", "novlan", label="scenario novlan (after Ctrl-C)")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_a_vm_killed_mid_scenario_ends_in_a_report_with_lab_faults(lab, tmp_path):
+    handle = lab.lab()
+    domain = "ipvlan-lab_host2"
+    log = tmp_path / "scenario.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*INVOKE, "scenario", "novlan"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_output(log, "--name test202", timeout=300)
+        if handle.state.data["lab"]["provider"].startswith("libvirt"):
+            subprocess.run(
+                ["virsh", "-c", "qemu:///system", "destroy", domain],
+                check=True,
+                capture_output=True,
+            )
+        proc.wait(timeout=900)
+    text = log.read_text()
+    assert proc.returncode == 2, text[-3000:]
+    run = load(latest_run("scenario-novlan"))
+    assert run["exit_code"] == 2
+    scenario = run["scenarios"][0]
+    assert scenario["status"] == "lab-fault"
+    assert "host2" in scenario["message"]
+    faults = [c for c in scenario["checks"] if c["outcome"] == "lab-fault"]
+    assert faults
+    assert not [
+        c
+        for c in scenario["checks"]
+        if c["source"].startswith("test20") and c["outcome"] == "pass"
+    ]
+    assert (latest_run("scenario-novlan") / "report.html").exists()
+
+
+def test_down_on_a_half_made_lab_leaves_nothing(lab):
+    result = lab.invoke("down", label="down (half-made lab)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing of the lab is left" in result.stderr
+    assert_nothing_left()
+
+
+def test_ctrl_c_during_up_then_up_resumes(lab, tmp_path):
+    log = tmp_path / "up.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*INVOKE, "up"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for_output(log, "booting the nodes", timeout=300)
+        time.sleep(20)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=300)
+    assert proc.returncode != 0
+    result = lab.invoke("up", label="up (after Ctrl-C)")
+    assert result.returncode == 0, result.stderr[-3000:]
+    status = lab.invoke("status", "--json", check=True)
+    assert status.stdout.count('"running"') == 3
+    down = lab.invoke("down", label="down (end)")
+    assert down.returncode == 0, down.stderr[-3000:]
+    assert_nothing_left()
+
+
+def assert_nothing_left() -> None:
+    """No VM, libvirt network or volume, bridge, process or chain of the lab."""
+    running = subprocess.run(
+        ["ps", "-eo", "stat=,comm="], capture_output=True, text=True
+    ).stdout.splitlines()
+    alive = [line.split()[1] for line in running if not line.startswith("Z")]
+    assert not [p for p in alive if p.startswith("qemu-system")], alive
+    config = Path("/etc/libvirt/qemu")
+    assert not list(config.glob("ipvlan-lab_*.xml"))
+    assert not list((config / "networks").glob("ipvlan-lab*.xml"))
+    assert not list(Path("/var/lib/libvirt/images").glob("ipvlan-lab*"))
+    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert "vnet" not in links and "virbr" not in links, links
+    chains = subprocess.run(
+        ["iptables", "-w", "-S"], capture_output=True, text=True
+    ).stdout
+    assert "LIBVIRT_" not in chains
