@@ -75,6 +75,8 @@ class Session:
         with self._lock:
             if self.connection.is_connected:
                 return
+            # A fresh Connection: the old one may hold a dead transport.
+            self.connection = self._connection()
             try:
                 self.connection.open()
                 _detect_dead_peers(self.connection.transport)

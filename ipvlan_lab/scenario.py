@@ -457,7 +457,8 @@ def find_scenario(folder: str | Path, name: str) -> Path:
     """The file of the scenario called ``name`` in ``folder``.
 
     ``name`` may also be the path of a scenario file. An unknown name raises
-    :class:`~ipvlan_lab.errors.ScenarioError` listing the known ones.
+    :class:`~ipvlan_lab.errors.ScenarioError` listing the known ones; a path
+    that is not a file raises one that says so.
     """
     given = Path(name)
     if given.suffix == ".yaml" and given.is_file():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from .capture import Capture, lab_filter, uplink
 from .results import latest_run, load, verdicts
 from .test_procedures import FIRST_RUN
 from .test_report_browser import check_report_in_browser
@@ -15,10 +17,49 @@ pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
-def verified(lab):
-    result = lab.invoke("verify", label="verify (all scenarios)")
-    folder = latest_run("verify")
-    return result, folder, load(folder)
+def verified(lab, tmp_path_factory):
+    """One full `invoke verify`, with captures running on this machine's uplink
+    (where no lab packet may appear) and, as a control that the capture sees
+    what it should, on the bridge of the lab's management network."""
+    handle = lab.lab()
+    expression = lab_filter(handle.config)
+    folder = tmp_path_factory.mktemp("captures")
+    captures = {"uplink": Capture(uplink(), expression, folder / "uplink.pcap")}
+    bridge = management_bridge(handle.config.data["management"]["name"])
+    if bridge:
+        captures["control"] = Capture(bridge, expression, folder / "control.pcap")
+    for capture in captures.values():
+        capture.start()
+    try:
+        result = lab.invoke("verify", label="verify (all scenarios)")
+    finally:
+        seen = {name: capture.stop() for name, capture in captures.items()}
+    run_folder = latest_run("verify")
+    VERIFY["captures"] = seen
+    return result, run_folder, load(run_folder)
+
+
+VERIFY: dict = {}
+
+
+def management_bridge(network: str) -> str | None:
+    found = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "net-info", network],
+        capture_output=True,
+        text=True,
+    )
+    for line in found.stdout.splitlines():
+        if line.startswith("Bridge:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_no_lab_packet_reaches_the_uplink(verified):
+    seen = VERIFY["captures"]
+    assert seen["uplink"] == [], seen["uplink"][:10]
+    if "control" not in seen:
+        pytest.skip("no libvirt management bridge to check the capture against")
+    assert seen["control"], "the same capture sees the lab's own traffic"
 
 
 def test_verify_exits_zero_and_checks_every_scenario(lab, verified):

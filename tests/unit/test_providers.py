@@ -294,3 +294,21 @@ def test_a_running_libvirtd_is_left_alone(monkeypatch):
         providers.subprocess, "run", lambda *a, **k: pytest.fail("ran something")
     )
     LibvirtQEMU(from_data({}))._start_daemons(state=None)
+
+
+def test_the_labs_own_bridges_come_from_libvirt(tmp_path, monkeypatch):
+    (tmp_path / "virsh").write_text(
+        "#!/bin/sh\n"
+        'case "$3 $4" in\n'
+        '  "version ") exit 0 ;;\n'
+        '  "net-info ipvlan-lab") printf "Name: ipvlan-lab\\nBridge:  virbr2\\n" ;;\n'
+        '  "net-info ipvlan-lab-mgmt") printf "Bridge:         virbr1\\n" ;;\n'
+        "  *) exit 1 ;;\n"
+        "esac\n"
+    )
+    (tmp_path / "virsh").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    provider = LibvirtQEMU(from_data({}))
+    assert provider.own_devices() == {"virbr1", "virbr2"}
+    provider.check_routes(ROUTES)
+    assert VirtualBox(from_data({})).own_devices() == set()
