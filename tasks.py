@@ -195,6 +195,15 @@ def report(c, run=None):
     verbs.rerender_report(run)
 
 
+@task(help={"rounds": "rounds of each measurement (default 5)"})
+@_door
+def bench(c, rounds=5):
+    """Measure the lab's ways of talking to the nodes, on the running lab."""
+    from ipvlan_lab import verbs
+
+    verbs.bench(int(rounds))
+
+
 @task(help={"unit": "only the unit tests (no VMs)", "k": "pytest -k expression"})
 def test(c, unit=False, k=None):
     """Run the test suite: unit tests, then the real-VM tests on one lab."""

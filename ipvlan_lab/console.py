@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +18,9 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Piped output (logs, CI) is not cut at 80 columns.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 STYLES = {
     "pass": "green",

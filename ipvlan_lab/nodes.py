@@ -50,7 +50,8 @@ def provision(session: Session, config: Config, node: Node, nic: str) -> str:
         env["DOCKER_SOURCE"] = config.data["docker"]["source"]
         env["DOCKER_VERSION"] = config.data["docker"]["version"] or ""
     session.run(f"mkdir -p {REMOTE_DIR}")
-    session.put(PROVISION / script, f"{REMOTE_DIR}/{script}")
+    for name in (script, "baseline.sh"):
+        session.put(PROVISION / name, f"{REMOTE_DIR}/{name}")
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     record = session.run(
         f"sudo -n env {assignments} bash {REMOTE_DIR}/{script}", timeout=900

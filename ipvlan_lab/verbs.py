@@ -100,6 +100,25 @@ def ssh_command(node: str) -> list[str]:
     return Lab().ssh_command(node)
 
 
+def bench(rounds: int = 5) -> None:
+    """Measure what the lab's ways of talking to the nodes cost."""
+    from . import bench as benchmark
+
+    lab = Lab()
+    try:
+        with console.phase("benchmark on the running lab"):
+            figures = benchmark.run(lab, rounds)
+    finally:
+        lab.close()
+    table = Table("what", "rounds", "median s", "min s", "max s")
+    for f in figures:
+        table.add_row(
+            f.name, str(f.rounds), f"{f.median:.3f}", f"{f.low:.3f}", f"{f.high:.3f}"
+        )
+    console.out.print(table)
+    console.say(f"saved in {benchmark.write(figures, RESULTS)}")
+
+
 def list_scenarios(name: str | None) -> None:
     """List the scenarios, or one scenario's steps and checks."""
     if not name:

@@ -47,20 +47,8 @@ case "$DOCKER_SOURCE" in
         ;;
 esac
 
-problems=0
-problem() {
-    echo "$LAB_NODE: $1; fix: $2"
-    problems=$((problems + 1))
-}
-
-finish() {
-    if [ "$problems" -eq 0 ]; then
-        echo "baseline ok"
-        exit 0
-    fi
-    echo "baseline failed: $problems problem(s)"
-    exit 1
-}
+# problem and finish: how this script reports.
+. "$(dirname "$0")/baseline.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
     problem "node.sh runs as $(id -un), not root" "run it with sudo"

@@ -80,3 +80,16 @@ def test_unknown_node_for_ssh_is_one_clear_error(lab):
     assert result.returncode == 2
     assert "no node called 'host3'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bench_measures_what_the_lab_relies_on(lab):
+    result = lab.invoke("bench", "--rounds", "3", check=True, label="bench")
+    saved = sorted((lab.root / "results").glob("bench-*.json"))[-1]
+    figures = {f["name"]: f for f in json.loads(saved.read_text())}
+    kept = figures["command on the kept-open session"]["median"]
+    fresh = figures["command on a new SSH connection"]["median"]
+    at_once = figures["`sleep 1` on all three nodes, at once"]["median"]
+    one_by_one = figures["`sleep 1` on all three nodes, one by one"]["median"]
+    assert kept < fresh, "a kept-open session beats a new connection"
+    assert at_once < one_by_one, "work on all nodes at once beats one by one"
+    assert "median s" in result.stdout

@@ -33,17 +33,18 @@ def on(lab, slot: str, command: str) -> None:
     assert record.exit_status == 0, record.stderr
 
 
-def start(*args: str) -> subprocess.Popen:
-    """`invoke ARGS` in its own process group, as a terminal would run it."""
-    return subprocess.Popen(
-        [*INVOKE, *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+def start(log: Path, *args: str) -> subprocess.Popen:
+    """`invoke ARGS` in its own process group, as a terminal would run it;
+    its progress (standard error) goes to ``log``."""
+    with open(log, "w") as err:
+        return subprocess.Popen(
+            [*INVOKE, *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def wait_for_output(proc_log: Path, text: str, timeout: float) -> None:
@@ -124,31 +125,22 @@ def test_a_broken_host_is_a_lab_fault_not_a_confirmation(
         assert check["verdict"] == "lab-fault", check
 
 
-def test_up_twice_at_once_waits_for_the_lock(lab):
-    first = start("up")
+def test_up_twice_at_once_waits_for_the_lock(lab, tmp_path):
+    first = start(tmp_path / "first.err", "up")
     time.sleep(2)
-    second = start("up")
-    out1, err1 = first.communicate(timeout=600)
-    out2, err2 = second.communicate(timeout=600)
-    assert first.returncode == 0, err1[-2000:]
-    assert second.returncode == 0, err2[-2000:]
-    assert "waiting for the lab: invoke up" in err1 + err2
+    second = start(tmp_path / "second.err", "up")
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.err").read_text()
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.err").read_text()
+    both = (tmp_path / "first.err").read_text() + (tmp_path / "second.err").read_text()
+    assert "waiting for the lab: invoke up" in both
 
 
 def test_ctrl_c_during_a_scenario_then_the_next_run_cleans_up(lab, tmp_path):
     log = tmp_path / "scenario.err"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [*INVOKE, "scenario", "novlan"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for_output(log, "--name test102", timeout=300)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal
-        proc.wait(timeout=300)
+    proc = start(log, "scenario", "novlan")
+    wait_for_output(log, "--name test102", timeout=300)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at the terminal
+    proc.wait(timeout=300)
     assert proc.returncode == 130, log.read_text()[-2000:]
     assert "interrupted" in log.read_text()
     interrupted = load(latest_run("scenario-novlan"))
@@ -162,23 +154,15 @@ def test_a_vm_killed_mid_scenario_ends_in_a_report_with_lab_faults(lab, tmp_path
     handle = lab.lab()
     domain = "ipvlan-lab_host2"
     log = tmp_path / "scenario.err"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [*INVOKE, "scenario", "novlan"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+    proc = start(log, "scenario", "novlan")
+    wait_for_output(log, "--name test202", timeout=300)
+    if handle.state.data["lab"]["provider"].startswith("libvirt"):
+        subprocess.run(
+            ["virsh", "-c", "qemu:///system", "destroy", domain],
+            check=True,
+            capture_output=True,
         )
-        wait_for_output(log, "--name test202", timeout=300)
-        if handle.state.data["lab"]["provider"].startswith("libvirt"):
-            subprocess.run(
-                ["virsh", "-c", "qemu:///system", "destroy", domain],
-                check=True,
-                capture_output=True,
-            )
-        proc.wait(timeout=900)
+    proc.wait(timeout=900)
     text = log.read_text()
     assert proc.returncode == 2, text[-3000:]
     run = load(latest_run("scenario-novlan"))
@@ -205,19 +189,11 @@ def test_down_on_a_half_made_lab_leaves_nothing(lab):
 
 def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
     log = tmp_path / "up.err"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(
-            [*INVOKE, "up"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for_output(log, "booting the nodes", timeout=300)
-        time.sleep(20)
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=300)
+    proc = start(log, "up")
+    wait_for_output(log, "booting the nodes", timeout=300)
+    time.sleep(20)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=300)
     assert proc.returncode != 0
     # The main job from an interrupted lab: verify resumes `up`, runs, and
     # takes down the lab it brought up.
