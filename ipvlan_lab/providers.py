@@ -32,8 +32,6 @@ LIBVIRT_URI = "qemu:///system"
 #: The storage pool vagrant-libvirt keeps disks in, and its definition file.
 POOL = "default"
 POOL_FILE = Path("/etc/libvirt/storage/default.xml")
-#: The prefix of the nodes' domains and disks (the Vagrantfile's default_prefix).
-PREFIX = "ipvlan-lab_"
 DAEMONS = ("virtlogd", "libvirtd")
 FIREWALL_TABLES = ("filter", "nat", "mangle")
 INSTALL_LIBVIRT = (
@@ -76,6 +74,12 @@ class Provider:
     def install_hint(self) -> str:
         """What to install so that :meth:`problems` comes back empty."""
         return INSTALL_LIBVIRT
+
+    @property
+    def prefix(self) -> str:
+        """What the names of the lab's machines and disks start with (the
+        Vagrantfile's default_prefix): the lab network's name and ``_``."""
+        return self.config.data["network"]["name"] + "_"
 
     def box(self) -> dict:
         """The box entry (name and version) this provider boots."""
@@ -305,13 +309,13 @@ class Libvirt(Provider):
         box = self.box()["name"].replace("/", "-VAGRANTSLASH-")
         listed = _virsh("vol-list", "--pool", POOL, check=False).stdout
         names = [line.split()[0] for line in listed.splitlines()[2:] if line.split()]
-        return [n for n in names if n.startswith((PREFIX, box))]
+        return [n for n in names if n.startswith((self.prefix, box))]
 
     def leftovers(self) -> list[str]:
         found = []
         if _virsh_ok():
             for line in _virsh("list", "--all", "--name").stdout.split():
-                if line.startswith(PREFIX):
+                if line.startswith(self.prefix):
                     found.append(f"libvirt domain {line}")
             for name in (
                 self.config.data["network"]["name"],

@@ -48,6 +48,8 @@ from dataclasses import dataclass, field  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.machine import Snapshot  # noqa: E402
+
 INVOKE = [sys.executable, "-m", "invoke"]
 TIMINGS = ROOT / "results" / "test-timings.json"
 
@@ -58,6 +60,8 @@ class LabHandle:
 
     timings: dict = field(default_factory=dict)
     root: Path = ROOT
+    #: This machine before the session's lab: what `down` must return it to.
+    before: Snapshot | None = None
 
     def invoke(
         self,
@@ -101,7 +105,7 @@ class LabHandle:
 @pytest.fixture(scope="session")
 def lab():
     """The shared lab: box built, nodes up. Taken down after the session."""
-    handle = LabHandle()
+    handle = LabHandle(before=Snapshot.take())
     handle.invoke("box", check=True, label="box")
     handle.invoke("up", check=True, label="up (cold)")
     yield handle

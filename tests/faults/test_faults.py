@@ -20,6 +20,7 @@ from ipvlan_lab.machines import SSHTarget
 
 from ..conftest import INVOKE, ROOT
 from ..e2e.results import latest_run, load
+from ..machine import Snapshot
 
 pytestmark = [pytest.mark.lab, pytest.mark.destructive]
 
@@ -152,7 +153,7 @@ def test_ctrl_c_during_a_scenario_then_the_next_run_cleans_up(lab, tmp_path):
 
 def test_a_vm_killed_mid_scenario_ends_in_a_report_with_lab_faults(lab, tmp_path):
     handle = lab.lab()
-    domain = "ipvlan-lab_host2"
+    domain = handle.config.data["network"]["name"] + "_host2"
     log = tmp_path / "scenario.err"
     proc = start(log, "scenario", "novlan")
     wait_for_output(log, "--name test202", timeout=300)
@@ -184,7 +185,7 @@ def test_down_on_a_half_made_lab_leaves_nothing(lab):
     result = lab.invoke("down", label="down (half-made lab)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "nothing of the lab is left" in result.stderr
-    assert_nothing_left()
+    assert_nothing_left(lab)
 
 
 def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
@@ -202,23 +203,11 @@ def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
     assert "taking the lab down (--destroy always)" in result.stderr
     run = load(latest_run("verify"))
     assert [s["name"] for s in run["scenarios"]] == ["novlan"]
-    assert_nothing_left()
+    assert_nothing_left(lab)
 
 
-def assert_nothing_left() -> None:
-    """No VM, libvirt network or volume, bridge, process or chain of the lab."""
-    running = subprocess.run(
-        ["ps", "-eo", "stat=,comm="], capture_output=True, text=True
-    ).stdout.splitlines()
-    alive = [line.split()[1] for line in running if not line.startswith("Z")]
-    assert not [p for p in alive if p.startswith("qemu-system")], alive
-    config = Path("/etc/libvirt/qemu")
-    assert not list(config.glob("ipvlan-lab_*.xml"))
-    assert not list((config / "networks").glob("ipvlan-lab*.xml"))
-    assert not list(Path("/var/lib/libvirt/images").glob("ipvlan-lab*"))
-    links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    assert "vnet" not in links and "virbr" not in links, links
-    chains = subprocess.run(
-        ["iptables", "-w", "-S"], capture_output=True, text=True
-    ).stdout
-    assert "LIBVIRT_" not in chains
+def assert_nothing_left(lab) -> None:
+    """No VM, libvirt network or volume, bridge, tap, process or firewall
+    chain that was not there before the session's lab was made."""
+    left = Snapshot.take().added_since(lab.before)
+    assert left == {}, left
