@@ -212,4 +212,4 @@ def test(c, unit=False, k=None):
         args.append("tests/unit")
     if k:
         args += ["-k", k]
-    c.run(" ".join(json.dumps(a) for a in args), pty=False)
+    c.run(" ".join(json.dumps(a) for a in args), pty=False, in_stream=False)

@@ -518,7 +518,7 @@ class ScenarioRun:
                     kind=check.kind,
                     title=check.title,
                     source=check.source,
-                    target=check.target,
+                    target=render_check(check, self.context).target,
                     expected=expectation.describe() if expectation else "skipped",
                     observed=observed,
                     outcome=outcome,
