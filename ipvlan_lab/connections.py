@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import docker
 import paramiko
+from urllib3.util.retry import Retry
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
 
@@ -164,9 +165,15 @@ class Session:
         with self._docker_lock:
             if self._docker is None:
                 self._bridge = DockerBridge(self, sockets / f"docker-{self.slot}.sock")
-                self._docker = docker.DockerClient(
+                client = docker.DockerClient(
                     base_url=f"unix://{self._bridge.path}", timeout=60
                 )
+                # A kept-alive HTTP connection is one dial-stdio channel; when
+                # the node's end has closed it, the call goes again on a new one.
+                client.api.get_adapter("http+docker://").max_retries = Retry(
+                    total=2, connect=2, read=2, status=0, allowed_methods=None
+                )
+                self._docker = client
             return self._docker
 
     def close(self) -> None:

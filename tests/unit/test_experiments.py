@@ -148,7 +148,7 @@ def test_default_subnet_refusal_follows_the_docker_version(context):
     assert newest["fixed-ip-accepted"] == {"exit": 0}
     assert "fixed-ip-refused" not in newest
     assert loaded.check("fixed-ip-accepted").holds is False
-    assert here["default-pool"]["stdout"] == "172."
+    assert here["default-pool"]["exit"] == 0
     assert loaded.check("default-pool").holds is False
 
 
