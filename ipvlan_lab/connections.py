@@ -24,9 +24,9 @@ from typing import TypeVar
 
 import docker
 import paramiko
-from urllib3.util.retry import Retry
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
+from urllib3.util.retry import Retry
 
 from .errors import ConnectionFailed
 from .machines import SSHTarget
