@@ -439,8 +439,13 @@ class ScenarioRun:
         for attempt in range(attempts):
             try:
                 observation = OBSERVERS[check.kind](self, rendered, expectation.value)
-            except ConnectionFailed:
-                raise
+            except ConnectionFailed as exc:
+                self._fault(
+                    check.node,
+                    f"{check.node} cannot be reached over SSH ({exc.message})",
+                )
+                observation = Observation("not run", False, message=exc.message)
+                break
             except LabError as exc:
                 # Output the check cannot read: an observation of its own.
                 observation = Observation("error", False, message=exc.message)
