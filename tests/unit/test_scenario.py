@@ -312,10 +312,15 @@ def test_a_missing_file(tmp_path, context):
 
 
 def test_list_scenarios():
-    assert scenario.list_scenarios(SCENARIOS) == [
-        ("novlan", "Procedure 1: ipvlan L2 without a VLAN, across two hosts"),
-        ("vlan", "Procedure 2: ipvlan L2 on VLAN 100, across two hosts"),
-    ]
+    found = scenario.list_scenarios(SCENARIOS)
+    assert [name for name, _ in found] == sorted(
+        p.stem for p in SCENARIOS.glob("*.yaml")
+    )
+    assert (
+        "novlan",
+        "Procedure 1: ipvlan L2 without a VLAN, across two hosts",
+    ) in found
+    assert ("vlan", "Procedure 2: ipvlan L2 on VLAN 100, across two hosts") in found
 
 
 def test_find_scenario_by_name_or_path():
@@ -327,8 +332,9 @@ def test_find_scenario_by_name_or_path():
 def test_find_scenario_lists_the_known_ones():
     with pytest.raises(ScenarioError) as caught:
         scenario.find_scenario(SCENARIOS, "vlna")
+    known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
     assert caught.value.message == (
-        f"no scenario called 'vlna' in {SCENARIOS} (known: novlan, vlan)"
+        f"no scenario called 'vlna' in {SCENARIOS} (known: {known})"
     )
 
 
