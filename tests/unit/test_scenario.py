@@ -332,7 +332,7 @@ def test_find_scenario_by_name_or_path():
 def test_find_scenario_lists_the_known_ones():
     with pytest.raises(ScenarioError) as caught:
         scenario.find_scenario(SCENARIOS, "vlna")
-    known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+    known = ", ".join([p.stem for p in sorted(SCENARIOS.glob("*.yaml"))])
     assert caught.value.message == (
         f"no scenario called 'vlna' in {SCENARIOS} (known: {known})"
     )
