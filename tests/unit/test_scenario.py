@@ -313,9 +313,9 @@ def test_a_missing_file(tmp_path, context):
 
 def test_list_scenarios():
     found = scenario.list_scenarios(SCENARIOS)
-    assert [name for name, _ in found] == sorted(
-        p.stem for p in SCENARIOS.glob("*.yaml")
-    )
+    assert [name for name, _ in found] == [
+        p.stem for p in sorted(SCENARIOS.glob("*.yaml"))
+    ]
     assert (
         "novlan",
         "Procedure 1: ipvlan L2 without a VLAN, across two hosts",
