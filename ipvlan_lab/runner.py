@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import console, nodes, parsing, report, verdict
+from . import console, nodes, parsing, report, templates, verdict
 from .config import DOCKER_HOSTS, SLOTS, template_context
 from .connections import Session, now, parallel
 from .errors import ConnectionFailed, LabError
@@ -299,6 +299,9 @@ class ScenarioRun:
         """Run one step on its nodes, in parallel."""
         started, clock = now(), time.monotonic()
         commands = {slot: step.command(self.context, slot) for slot in step.nodes}
+        expect_error = step.expect_error and templates.render(
+            step.expect_error, templates.for_node(self.context, step.nodes[0])
+        )
 
         def one(slot: str) -> CommandRecord:
             return self.run_on(slot, commands[slot], step.timeout)
@@ -311,18 +314,18 @@ class ScenarioRun:
                 status, message = LAB_FAULT, self.unhealthy[slot]
                 continue
             output = record.stdout + record.stderr
-            if step.expect_error is not None:
+            if expect_error is not None:
                 if record.exit_status == 0:
                     status, message = (
                         "failed",
                         f"{slot}: succeeded, but the step "
-                        f"expects it to fail with {step.expect_error!r}",
+                        f"expects it to fail with {expect_error!r}",
                     )
-                elif step.expect_error not in output:
+                elif expect_error not in output:
                     status, message = (
                         "failed",
                         f"{slot}: failed, but without "
-                        f"{step.expect_error!r}: {output.strip()[-300:]}",
+                        f"{expect_error!r}: {output.strip()[-300:]}",
                     )
             elif record.exit_status != 0:
                 status = "failed"
@@ -339,7 +342,7 @@ class ScenarioRun:
             message=message,
             howto=step.howto,
             note=step.note,
-            expect_error=step.expect_error,
+            expect_error=expect_error,
             records=[records[s] for s in step.nodes],
             started=started,
             duration=duration,
@@ -811,8 +814,10 @@ def observe_capture(sr: ScenarioRun, check: Check, expected: dict) -> Observatio
     records = []
     during = check.params.get("during")
     if during:
-        ping = f"ping -c 3 -W 1 {shlex.quote(during['ping'])}"
-        action = ping if during.get("ping") else during["run"]
+        if during.get("ping"):
+            action = f"ping -c 3 -W 1 {shlex.quote(during['ping'])}"
+        else:
+            action = during["run"]
         command = _exec(during.get("container"), action)
         records.append(sr.run_on(during["node"], command, check.timeout))
     listener.join()
