@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 20
+#: Docker API connections kept open per node (each is one SSH session).
+DOCKER_STREAMS = 4
 _DROPPED = (paramiko.SSHException, EOFError, OSError, socket.timeout)
 
 
@@ -138,6 +140,16 @@ class Session:
                 if attempt == 2:
                     raise
                 self.reconnect_quietly()
+            except paramiko.ChannelException as exc:
+                # sshd refused one more session on a healthy connection: wait
+                # for one to end instead of dropping them all.
+                if attempt == 2:
+                    raise ConnectionFailed(
+                        f"{self.slot} refused a new SSH session twice: {exc}",
+                        hint="the node's sshd allows too few sessions "
+                        "(MaxSessions); `invoke up` raises it",
+                    ) from None
+                time.sleep(2)
             except _DROPPED as exc:
                 if attempt == 2:
                     raise ConnectionFailed(
@@ -145,9 +157,19 @@ class Session:
                         f"running `{command}`: {exc}",
                         hint="`invoke status` shows whether the node is running",
                     ) from None
-                log.info("connection to %s dropped (%s); reconnecting", self.slot, exc)
-                self.reconnect_quietly()
+                if self._alive():
+                    # One channel failed, not the connection: other commands
+                    # share it, so it stays; the command goes again on it.
+                    log.info("command on %s failed (%s); again", self.slot, exc)
+                    time.sleep(1)
+                else:
+                    log.info("connection to %s dropped (%s); again", self.slot, exc)
+                    self.reconnect_quietly()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _alive(self) -> bool:
+        transport = self.connection.transport
+        return transport is not None and transport.is_active()
 
     def reconnect_quietly(self) -> None:
         """Reconnect, leaving any failure to the next attempt to report."""
@@ -166,7 +188,9 @@ class Session:
             if self._docker is None:
                 self._bridge = DockerBridge(self, sockets / f"docker-{self.slot}.sock")
                 client = docker.DockerClient(
-                    base_url=f"unix://{self._bridge.path}", timeout=60
+                    base_url=f"unix://{self._bridge.path}",
+                    timeout=60,
+                    max_pool_size=DOCKER_STREAMS,
                 )
                 # A kept-alive HTTP connection is one dial-stdio channel; when
                 # the node's end has closed it, the call goes again on a new one.

@@ -118,8 +118,10 @@ def _run(
     try:
         parallel(lambda slot: sessions[slot].open(), SLOTS)
         for index, loaded in enumerate(scenarios):
-            # After the first scenario, the one before has already cleaned up.
-            fresh = index > 0 and not keep
+            # After the first scenario, the one before has already cleaned up,
+            # unless a node failed it (its clean-up may have missed the node).
+            previous = result.scenarios[-1] if result.scenarios else None
+            fresh = index > 0 and not keep and previous.status != LAB_FAULT
             with console.phase(f"scenario {loaded.name}: {loaded.title}"):
                 done = ScenarioRun(lab, sessions, loaded, keep=keep).run(
                     clean_first=not fresh

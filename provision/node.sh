@@ -177,6 +177,19 @@ if ! modprobe 8021q 2>/dev/null; then
         "boot a kernel with 802.1Q VLAN support, e.g. Debian's linux-image-amd64"
 fi
 
+# --- sshd: room for the lab's parallel commands -------------------------------
+
+# The lab keeps one SSH connection per node and runs several commands (and
+# Docker API streams) on it at once; sshd's default of 10 sessions per
+# connection is too few. A reload keeps the connections that are open.
+sessions_conf=/etc/ssh/sshd_config.d/ipvlan-lab-sessions.conf
+if [ -d /etc/ssh/sshd_config.d ] && ! grep -qs "^MaxSessions 64" "$sessions_conf"; then
+    echo "MaxSessions 64" >"$sessions_conf"
+    systemctl reload ssh >/dev/null 2>&1 || systemctl reload sshd >/dev/null 2>&1 \
+        || problem "sshd did not reload with MaxSessions 64" \
+            "run systemctl reload ssh on $LAB_NODE"
+fi
+
 # --- Name resolution: only the lab's own LAN ----------------------------------
 
 # Containers' lookups of names Docker does not know go to the host's resolver.

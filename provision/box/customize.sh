@@ -104,6 +104,8 @@ in_root systemctl enable systemd-networkd.service
 # --- sshd: no DNS lookups; host keys made on each machine's first boot ------
 put etc/ssh/sshd_config.d/ipvlan-lab.conf <<'EOF'
 UseDNS no
+# The lab runs many commands at once over one connection per node.
+MaxSessions 64
 HostKey /etc/ssh/ssh_host_ed25519_key
 HostKey /etc/ssh/ssh_host_ecdsa_key
 EOF
