@@ -98,10 +98,8 @@ class Session:
             with contextlib.suppress(Exception):
                 self.connection.close()
             self.connection = self._connection()
-            self._docker = None
-            if self._bridge:
-                self._bridge.close()
-                self._bridge = None
+        # The Docker bridge opens each stream on whatever connection is
+        # current, so the SDK client carries on over the new one.
         self.open()
 
     def run(self, command: str, timeout: float | None = None) -> CommandRecord:
@@ -112,9 +110,11 @@ class Session:
         """
         started, clock = now(), time.monotonic()
         for attempt in (1, 2):
+            used = self.connection
             try:
                 self.open()
-                result = self.connection.run(
+                used = self.connection
+                result = used.run(
                     command, hide=True, warn=True, timeout=timeout, in_stream=False
                 )
                 return CommandRecord(
@@ -141,15 +141,15 @@ class Session:
                     raise
                 self.reconnect_quietly()
             except paramiko.ChannelException as exc:
-                # sshd refused one more session on a healthy connection: wait
-                # for one to end instead of dropping them all.
+                # sshd refused one more session (it counts them per
+                # connection): a new connection starts from none.
                 if attempt == 2:
                     raise ConnectionFailed(
                         f"{self.slot} refused a new SSH session twice: {exc}",
                         hint="the node's sshd allows too few sessions "
                         "(MaxSessions); `invoke up` raises it",
                     ) from None
-                time.sleep(2)
+                self._replace(used)
             except _DROPPED as exc:
                 if attempt == 2:
                     raise ConnectionFailed(
@@ -166,6 +166,16 @@ class Session:
                     log.info("connection to %s dropped (%s); again", self.slot, exc)
                     self.reconnect_quietly()
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _replace(self, used: Connection) -> None:
+        """A new connection instead of ``used``, unless another command has
+        already replaced it."""
+        with self._lock:
+            if self.connection is not used:
+                return
+            with contextlib.suppress(Exception):
+                used.close()
+        self.reconnect_quietly()
 
     def _alive(self) -> bool:
         transport = self.connection.transport

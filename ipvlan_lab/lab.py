@@ -212,6 +212,9 @@ class Lab:
             return found
 
         found = parallel(settle, SLOTS)
+        # Provisioning may have changed sshd's limits (MaxSessions): the
+        # connections every later command uses are opened afresh.
+        self.sessions(fresh=True)
         for slot, facts in found.items():
             state.nodes[slot].update(facts)
             console.say(
