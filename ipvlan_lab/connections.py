@@ -94,12 +94,11 @@ class Session:
 
     def reconnect(self) -> None:
         """Drop the connection and open a new one."""
-        with self._lock:
-            with contextlib.suppress(Exception):
-                self.connection.close()
-            self.connection = self._connection()
-        # The Docker bridge opens each stream on whatever connection is
-        # current, so the SDK client carries on over the new one.
+        with self._lock, contextlib.suppress(Exception):
+            self.connection.close()
+        # open() makes a new Connection for a closed one. The Docker bridge
+        # opens each stream on whatever connection is current, so the SDK
+        # client carries on over the new one.
         self.open()
 
     def run(self, command: str, timeout: float | None = None) -> CommandRecord:

@@ -578,13 +578,14 @@ def _pids(name: str) -> list[int]:
     return pids
 
 
-def _pid_is(pid: int, name: str) -> bool:
+def _pid_is(pid: int, name: str | None = None) -> bool:
+    """Whether ``pid`` runs (a zombie does not), as ``name`` if one is given."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat.split(")")[-1]
-    return comm == name[:15] and state.split()[0] != "Z"
+    return (name is None or comm == name[:15]) and state.split()[0] != "Z"
 
 
 def _running(name: str) -> bool:
@@ -608,19 +609,11 @@ def _terminate(pid: int, timeout: float = 15) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_alive(pid):
+        if not _pid_is(pid):
             return
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def firewall_chains() -> list[tuple[str, str]]:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ipvlan_lab import config, templates
+from ipvlan_lab import config
 from ipvlan_lab.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,14 +40,6 @@ EXPERIMENTS = (*PROBLEMS, *FACTS)
 MEASURED = {"docker": "20.10.24+dfsg1", "kernel": "6.1.0-57-amd64"}
 #: A Docker past every version condition the files use.
 NEWEST = {"docker": "29.1.0", "kernel": "6.12.0"}
-
-
-@pytest.fixture
-def context() -> dict:
-    data = yaml.safe_load((DATA / "context.yaml").read_text())
-    data["lab"]["ip"] = templates.Hosts(data["lab"]["subnet"])
-    data["vlan"]["ip"] = templates.Hosts(data["vlan"]["subnet"])
-    return data
 
 
 def load(name: str, context: dict) -> Scenario:

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from ipvlan_lab import config, scenario, templates
+from ipvlan_lab import config, scenario
 from ipvlan_lab.errors import ScenarioError
 from ipvlan_lab.scenario import evaluate, load_scenario, parse_condition
 
@@ -40,14 +39,6 @@ VLAN_ROWS = {
     "host-own-container": "unreachable",
     "host-other-container": "unreachable",
 }
-
-
-@pytest.fixture
-def context() -> dict:
-    data = yaml.safe_load((DATA / "context.yaml").read_text())
-    data["lab"]["ip"] = templates.Hosts(data["lab"]["subnet"])
-    data["vlan"]["ip"] = templates.Hosts(data["vlan"]["subnet"])
-    return data
 
 
 def expected_error(path: Path) -> str:
