@@ -44,6 +44,36 @@ def _door(fn):
     return wrapper
 
 
+def _given(flag: str, value, hint: str):
+    """The value of a flag whose value is optional to invoke's parser, so
+    that a flag given alone gets the lab's error rather than invoke's."""
+    if value is True:
+        raise UsageError(f"{flag} needs a value", hint=hint)
+    return value
+
+
+def _count(flag: str, value, default: int) -> int:
+    value = _given(flag, value, f"give a whole number, e.g. {flag} {default}")
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise UsageError(
+            f"{flag} {value!r} is not a whole number of at least 1",
+            hint=f"give a whole number, e.g. {flag} {default}",
+        )
+    return number
+
+
+def _provider(value) -> str | None:
+    from ipvlan_lab.providers import PROVIDERS
+
+    return _given("--provider", value, "use one of: auto, " + ", ".join(PROVIDERS))
+
+
 class _OptionalPositional(Argument):
     """A positional argument that may be left out.
 
@@ -73,14 +103,22 @@ def _parser_is_completing() -> bool:
     return False
 
 
-class OptionalNameTask(Task):
-    """A task whose positional argument may be left out."""
+class LabTask(Task):
+    """A task whose positional argument may be left out, and whose repeatable
+    flags, given with no value, reach the task as ``True`` in their list.
+
+    invoke lets a repeatable flag go by with no value and says nothing, so
+    `invoke verify --name` would run every scenario; here it is an error.
+    """
 
     def get_arguments(self, ignore_unknown_help=None):
         args = super().get_arguments(ignore_unknown_help)
         for arg in args:
             if arg.positional:
                 arg.__class__ = _OptionalPositional
+            if arg.kind is list:
+                arg.optional = True
+                arg.raw_value = None
         return args
 
 
@@ -93,13 +131,16 @@ def box(c, force=False):
     verbs.box(force=force)
 
 
-@task(help={"provider": "auto, virtualbox, libvirt-kvm or libvirt-qemu"})
+@task(
+    optional=["provider"],
+    help={"provider": "auto, virtualbox, libvirt-kvm or libvirt-qemu"},
+)
 @_door
 def up(c, provider=None):
     """Bring the lab up: two Docker hosts and a LAN node; check a running one."""
     from ipvlan_lab import verbs
 
-    verbs.up(provider)
+    verbs.up(_provider(provider))
 
 
 @task
@@ -122,7 +163,7 @@ def status_(c, json=False):
     verbs.status(as_json=json)
 
 
-@task(klass=OptionalNameTask, positional=["node"], help={"node": "host1, host2 or lan"})
+@task(klass=LabTask, positional=["node"], help={"node": "host1, host2 or lan"})
 @_door
 def ssh(c, node=None):
     """Open a shell on a node."""
@@ -137,7 +178,7 @@ def ssh(c, node=None):
 
 
 @task(
-    klass=OptionalNameTask,
+    klass=LabTask,
     positional=["name"],
     help={
         "name": "the scenario to run (see --list)",
@@ -164,7 +205,9 @@ def scenario(c, name=None, list=False, keep=False):
 
 
 @task(
+    klass=LabTask,
     iterable=["name"],
+    optional=["destroy", "provider"],
     help={
         "name": "a scenario to verify (repeatable); all of them by default",
         "destroy": "always, never or on-failure: take the lab down afterwards? "
@@ -177,13 +220,21 @@ def verify(c, name=None, destroy=None, provider=None):
     """Run every scenario from a clean state and check every claim."""
     from ipvlan_lab import verbs
 
-    code = verbs.verify(name or [], destroy=destroy, provider=provider)
+    if True in (name or []):
+        raise UsageError(
+            "--name needs a value", hint="`invoke scenario --list` lists the scenarios"
+        )
+    code = verbs.verify(
+        name or [],
+        destroy=_given("--destroy", destroy, "use one of: always, never, on-failure"),
+        provider=_provider(provider),
+    )
     if code:
         raise Exit(code=code)
 
 
 @task(
-    klass=OptionalNameTask,
+    klass=LabTask,
     positional=["run"],
     help={"run": "a run folder or id (default: the latest)"},
 )
@@ -195,13 +246,13 @@ def report(c, run=None):
     verbs.rerender_report(run)
 
 
-@task(help={"rounds": "rounds of each measurement (default 5)"})
+@task(optional=["rounds"], help={"rounds": "rounds of each measurement (default 5)"})
 @_door
-def bench(c, rounds=5):
+def bench(c, rounds=None):
     """Measure the lab's ways of talking to the nodes, on the running lab."""
     from ipvlan_lab import verbs
 
-    verbs.bench(int(rounds))
+    verbs.bench(_count("--rounds", rounds, default=5))
 
 
 @task(help={"unit": "only the unit tests (no VMs)", "k": "pytest -k expression"})

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -254,8 +255,23 @@ class Libvirt(Provider):
             self.say(f"creating the isolated libvirt network {name}")
             _virsh("net-define", "/dev/stdin", stdin=xml)
             state.record("libvirt-network", name)
+        elif not self._is_ours(state, name):
+            raise ProviderError(
+                f"a libvirt network named {name} exists and is not this lab's",
+                hint="give the lab other network names in lab.yaml "
+                "(network.name, management.name), or remove that network "
+                f"yourself with `virsh net-undefine {name}`",
+            )
         if not _net_active(name):
             _virsh("net-start", name)
+
+    @staticmethod
+    def _is_ours(state: State, name: str) -> bool:
+        """A network is the lab's if the lab recorded making it, or if it
+        carries the UUID the lab gives a network of that name."""
+        return name in state.made("libvirt-network") or _net_uuid(name) == (
+            network_uuid(name)
+        )
 
     def _note_before(self, state: State) -> None:
         # What was here before the lab: libvirtd and its package make firewall
@@ -278,7 +294,9 @@ class Libvirt(Provider):
         left = []
         if _virsh_ok():
             for name in sorted(names):
-                if _net_exists(name):
+                if _net_exists(name) and not self._is_ours(state, name):
+                    self.say(f"leaving libvirt network {name}: it is not the lab's")
+                elif _net_exists(name):
                     self.say(f"removing libvirt network {name}")
                     if _net_active(name):
                         _virsh("net-destroy", name, check=False)
@@ -321,7 +339,7 @@ class Libvirt(Provider):
                 self.config.data["network"]["name"],
                 self.config.data["management"]["name"],
             ):
-                if _net_exists(name):
+                if _net_exists(name) and _net_uuid(name) == network_uuid(name):
                     found.append(f"libvirt network {name}")
             found += [f"libvirt volume {v}" for v in self._volumes()]
         return found
@@ -411,11 +429,24 @@ def kvm_problems(
     return []
 
 
+def network_uuid(name: str) -> str:
+    """The UUID the lab gives the libvirt network it calls ``name``: the same
+    on every run, so that `down` knows the lab's networks even without state,
+    and never takes someone else's network of the same name for one."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipvlan-lab:libvirt-network:{name}"))
+
+
+def _network_element(name: str) -> ET.Element:
+    root = ET.Element("network")
+    ET.SubElement(root, "name").text = name
+    ET.SubElement(root, "uuid").text = network_uuid(name)
+    return root
+
+
 def isolated_network_xml(name: str) -> str:
     """A libvirt network with no address, no DHCP and no forwarding: a bare
     L2 segment that the host itself cannot be reached on."""
-    root = ET.Element("network")
-    ET.SubElement(root, "name").text = name
+    root = _network_element(name)
     ET.SubElement(root, "bridge", stp="off", delay="0")
     return ET.tostring(root, encoding="unicode")
 
@@ -426,8 +457,7 @@ def management_network_xml(name: str, subnet: str) -> str:
     looks up is ever sent on to this machine's own resolvers."""
     net = ipaddress.IPv4Network(subnet)
     hosts = list(net.hosts())
-    root = ET.Element("network")
-    ET.SubElement(root, "name").text = name
+    root = _network_element(name)
     ET.SubElement(root, "bridge", stp="off", delay="0")
     ET.SubElement(root, "dns", enable="no")
     ip = ET.SubElement(root, "ip", address=str(hosts[0]), netmask=str(net.netmask))
@@ -548,6 +578,11 @@ def _virsh_ok() -> bool:
 
 def _net_exists(name: str) -> bool:
     return _virsh("net-info", name, check=False).returncode == 0
+
+
+def _net_uuid(name: str) -> str | None:
+    result = _virsh("net-uuid", name, check=False)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _pool_exists() -> bool:

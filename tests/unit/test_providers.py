@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from ipvlan_lab.providers import (
     isolated_network_xml,
     kvm_problems,
     management_network_xml,
+    network_uuid,
 )
+from ipvlan_lab.state import State
 
 
 @pytest.fixture
@@ -183,6 +186,96 @@ def test_the_management_network_gives_dhcp_and_nothing_else():
     assert (ip.get("address"), ip.get("netmask")) == ("192.168.121.1", "255.255.255.0")
     dhcp = ip.find("dhcp/range")
     assert (dhcp.get("start"), dhcp.get("end")) == ("192.168.121.2", "192.168.121.254")
+
+
+def test_each_network_carries_the_uuid_the_lab_gives_its_name():
+    for xml in (
+        isolated_network_xml("ipvlan-lab"),
+        management_network_xml("ipvlan-lab-mgmt", "192.168.121.0/24"),
+    ):
+        root = ET.fromstring(xml)
+        assert root.findtext("uuid") == network_uuid(root.findtext("name"))
+    assert network_uuid("ipvlan-lab") == network_uuid("ipvlan-lab")
+    assert network_uuid("ipvlan-lab") != network_uuid("ipvlan-lab-mgmt")
+
+
+class FakeLibvirt:
+    """libvirt's networks as virsh would show them: name -> UUID."""
+
+    def __init__(self, monkeypatch, networks: dict[str, str]):
+        self.networks = dict(networks)
+        self.calls: list[tuple[str, ...]] = []
+        monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
+        monkeypatch.setattr(providers, "_pool_exists", lambda: False)
+        monkeypatch.setattr(providers, "firewall_chains", lambda: [])
+        monkeypatch.setattr(providers, "_net_exists", lambda n: n in self.networks)
+        monkeypatch.setattr(providers, "_net_active", lambda n: n in self.networks)
+        monkeypatch.setattr(providers, "_net_uuid", self.networks.get)
+        monkeypatch.setattr(providers, "_virsh", self.virsh)
+
+    def virsh(self, *args, stdin=None, check=True):
+        self.calls.append(args)
+        if args[0] == "net-undefine":
+            self.networks.pop(args[1])
+        if args[0] == "net-define":
+            name = ET.fromstring(stdin).findtext("name")
+            self.networks[name] = ET.fromstring(stdin).findtext("uuid")
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+
+def test_down_without_state_removes_only_networks_that_are_the_labs(
+    tmp_path, monkeypatch
+):
+    libvirt = FakeLibvirt(
+        monkeypatch,
+        {
+            "ipvlan-lab": network_uuid("ipvlan-lab"),
+            "ipvlan-lab-mgmt": "0b5e7e3c-0000-4000-8000-000000000001",
+        },
+    )
+    said = []
+    provider = LibvirtQEMU(from_data({}), say=said.append)
+    left = provider.teardown(State(tmp_path))
+    assert ("net-undefine", "ipvlan-lab") in libvirt.calls
+    assert ("net-undefine", "ipvlan-lab-mgmt") not in libvirt.calls
+    assert libvirt.networks == {
+        "ipvlan-lab-mgmt": "0b5e7e3c-0000-4000-8000-000000000001"
+    }
+    assert "leaving libvirt network ipvlan-lab-mgmt: it is not the lab's" in said
+    assert left == [], "someone else's network is not a leftover of the lab"
+
+
+def test_a_network_the_lab_recorded_making_is_its_own(tmp_path, monkeypatch):
+    libvirt = FakeLibvirt(monkeypatch, {"ipvlan-lab": "made-before-uuids"})
+    state = State(tmp_path)
+    state.record("libvirt-network", "ipvlan-lab")
+    LibvirtQEMU(from_data({}), say=lambda _: None).teardown(state)
+    assert libvirt.networks == {}
+    assert "ipvlan-lab" not in state.made("libvirt-network")
+
+
+def test_up_refuses_a_network_of_the_same_name_that_is_not_the_labs(
+    tmp_path, monkeypatch
+):
+    libvirt = FakeLibvirt(monkeypatch, {"ipvlan-lab": "someone-elses"})
+    provider = LibvirtQEMU(from_data({}), say=lambda _: None)
+    with pytest.raises(ProviderError) as caught:
+        provider._define_network(State(tmp_path), "ipvlan-lab", "<network/>")
+    assert "ipvlan-lab exists and is not this lab's" in str(caught.value)
+    assert "network.name" in caught.value.hint
+    assert libvirt.networks == {"ipvlan-lab": "someone-elses"}
+    assert not any(call[0] in ("net-start", "net-define") for call in libvirt.calls)
+
+
+def test_up_takes_back_its_own_network_and_defines_a_missing_one(tmp_path, monkeypatch):
+    libvirt = FakeLibvirt(monkeypatch, {"ipvlan-lab": network_uuid("ipvlan-lab")})
+    state = State(tmp_path)
+    provider = LibvirtQEMU(from_data({}), say=lambda _: None)
+    provider._define_network(state, "ipvlan-lab", isolated_network_xml("ipvlan-lab"))
+    assert not any(call[0] == "net-define" for call in libvirt.calls)
+    provider._define_network(state, "other", isolated_network_xml("other"))
+    assert libvirt.networks["other"] == network_uuid("other")
+    assert "other" in state.made("libvirt-network")
 
 
 # Routes of this machine
