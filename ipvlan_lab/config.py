@@ -429,6 +429,7 @@ def template_context(config: Config, facts: dict[str, dict] | None = None) -> di
             "gateway": vlan["gateway"],
             "ip": Hosts(config.vlan_subnet),
             "host_subnet": str(config.vlan_host_subnet),
+            "host_ip": Hosts(config.vlan_host_subnet),
         },
     }
     for slot, node in config.nodes.items():

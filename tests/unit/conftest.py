@@ -18,4 +18,5 @@ def context() -> dict:
     data = yaml.safe_load((SCENARIO_DATA / "context.yaml").read_text())
     data["lab"]["ip"] = templates.Hosts(data["lab"]["subnet"])
     data["vlan"]["ip"] = templates.Hosts(data["vlan"]["subnet"])
+    data["vlan"]["host_ip"] = templates.Hosts(data["vlan"]["host_subnet"])
     return data

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ipvlan_lab import config
-from ipvlan_lab.scenario import Scenario, load_scenario
+from ipvlan_lab import config, templates
+from ipvlan_lab.scenario import Scenario, load_scenario, render_check
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -56,6 +56,48 @@ def applying(loaded: Scenario, versions: dict) -> dict:
 
 
 # Every file
+
+
+#: A lab.yaml that moves every subnet and address away from the defaults.
+MOVED = {
+    "network": {"subnet": "10.64.4.0/24", "gateway": "10.64.4.1"},
+    "vlan": {
+        "id": 300,
+        "subnet": "10.64.100.0/24",
+        "gateway": "10.64.100.1",
+        "host_subnet": "10.64.15.0/24",
+    },
+    "nodes": {
+        "host1": {"address": "10.64.4.36", "vlan_address": "10.64.15.50"},
+        "host2": {"address": "10.64.4.37", "vlan_address": "10.64.15.51"},
+        "lan": {"address": "10.64.4.199"},
+    },
+}
+#: The defaults' numbers, which a scenario must never write in what it runs.
+DEFAULT_NUMBERS = ("192.168.4.", "192.168.15.", "192.168.100.", ".100 ", "id 100")
+
+
+@pytest.mark.parametrize("name", ("novlan", "vlan", *EXPERIMENTS))
+def test_every_command_and_check_follows_lab_yaml(name):
+    """Scenarios take the lab's numbers from placeholders: moved subnets and
+    a moved VLAN id leave none of the defaults in a rendered command, a
+    container's address or a check."""
+    moved = config.from_data(MOVED)
+    context = config.template_context(moved)
+    loaded = load_scenario(SCENARIOS / f"{name}.yaml", context)
+    rendered = [s.command(context, n) for s in loaded.steps for n in s.nodes]
+    rendered += [c.command(context, n) for c in loaded.cleanup for n in c.nodes]
+    for check in loaded.checks:
+        check = render_check(check, context)
+        rendered.append(repr((check.params, [e.value for e in check.expect])))
+    rendered += [
+        templates.render(c.address, context)
+        for c in loaded.containers.values()
+        if c.address
+    ]
+    for text in rendered:
+        for number in DEFAULT_NUMBERS:
+            assert number not in text + " ", f"{name}: {number!r} in {text!r}"
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
