@@ -144,6 +144,7 @@ class Lab:
         with console.phase("preparing the hypervisor"):
             provider.prepare(state)
             self._ensure_box(provider)
+            provider.refresh_box()
         with console.phase("booting the nodes (Vagrant; log in .lab/vagrant.log)"):
             machines.up()
         with console.phase("bringing each node to the lab's baseline"):

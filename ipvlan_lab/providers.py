@@ -93,6 +93,10 @@ class Provider:
     def prepare(self, state: State) -> None:
         """Set up what Vagrant needs from the hypervisor."""
 
+    def refresh_box(self) -> None:
+        """Drop the hypervisor's copy of the box if the box was rebuilt since
+        the copy was made, so that new nodes boot the box Vagrant holds."""
+
     def teardown(self, state: State) -> list[str]:
         """Remove what :meth:`prepare` made, once no node is left; return what
         of the lab is still present."""
@@ -320,11 +324,33 @@ class Libvirt(Provider):
         state.save()
         return left
 
+    def refresh_box(self) -> None:
+        # vagrant-libvirt copies a box into the storage pool once, under the
+        # box's name and version, and boots every later node from that copy:
+        # after `invoke box --force` the old box would still be the one booted.
+        if not _virsh_ok() or not _pool_exists() or self._domains():
+            return
+        built = box_image_time(self.box()["name"])
+        if built is None:
+            return
+        box = _volume_name(self.box()["name"])
+        for volume in self._volumes():
+            if not volume.startswith(box):
+                continue
+            made = _volume_time(volume)
+            if made is not None and made < built:
+                self.say(f"removing libvirt volume {volume}: the box was rebuilt since")
+                _virsh("vol-delete", "--pool", POOL, volume, check=False)
+
+    def _domains(self) -> list[str]:
+        names = _virsh("list", "--all", "--name", check=False).stdout.split()
+        return [name for name in names if name.startswith(self.prefix)]
+
     def _volumes(self) -> list[str]:
         """The pool's volumes that are the lab's: node disks and the box."""
         if not _pool_exists():
             return []
-        box = self.box()["name"].replace("/", "-VAGRANTSLASH-")
+        box = _volume_name(self.box()["name"])
         listed = _virsh("vol-list", "--pool", POOL, check=False).stdout
         names = [line.split()[0] for line in listed.splitlines()[2:] if line.split()]
         return [n for n in names if n.startswith((self.prefix, box))]
@@ -332,9 +358,7 @@ class Libvirt(Provider):
     def leftovers(self) -> list[str]:
         found = []
         if _virsh_ok():
-            for line in _virsh("list", "--all", "--name").stdout.split():
-                if line.startswith(self.prefix):
-                    found.append(f"libvirt domain {line}")
+            found += [f"libvirt domain {name}" for name in self._domains()]
             for name in (
                 self.config.data["network"]["name"],
                 self.config.data["management"]["name"],
@@ -578,6 +602,29 @@ def _virsh_ok() -> bool:
 
 def _net_exists(name: str) -> bool:
     return _virsh("net-info", name, check=False).returncode == 0
+
+
+def _volume_name(box: str) -> str:
+    """What vagrant-libvirt's copies of ``box`` in the pool are named after."""
+    return box.replace("/", "-VAGRANTSLASH-")
+
+
+def box_image_time(box: str) -> float | None:
+    """When Vagrant took in its newest libvirt image of ``box`` (the change
+    time: unpacking keeps the image's own modification time), or ``None`` if
+    Vagrant has none."""
+    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    folder = home / "boxes" / _volume_name(box)
+    times = [p.stat().st_ctime for p in folder.glob("**/libvirt/*.img")]
+    return max(times, default=None)
+
+
+def _volume_time(volume: str) -> float | None:
+    result = _virsh("vol-path", "--pool", POOL, volume, check=False)
+    try:
+        return Path(result.stdout.strip()).stat().st_mtime
+    except OSError:
+        return None
 
 
 def _net_uuid(name: str) -> str | None:

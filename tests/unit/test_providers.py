@@ -405,3 +405,74 @@ def test_the_labs_own_bridges_come_from_libvirt(tmp_path, monkeypatch):
     assert provider.own_devices() == {"virbr1", "virbr2"}
     provider.check_routes(ROUTES)
     assert VirtualBox(from_data({})).own_devices() == set()
+
+
+# The box's copy in libvirt's pool
+
+
+class FakePool:
+    """A storage pool holding the box's copy and a node disk."""
+
+    def __init__(self, monkeypatch, tmp_path, *, domains=(), copied_at=1000.0):
+        self.deleted: list[str] = []
+        self.domains = list(domains)
+        self.volumes = {
+            "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_0_box.img": copied_at,
+            "ipvlan-lab_host1.img": copied_at,
+        }
+        monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
+        monkeypatch.setattr(providers, "_pool_exists", lambda: True)
+        monkeypatch.setattr(providers, "_volume_time", self.volumes.get)
+        monkeypatch.setattr(providers, "_virsh", self.virsh)
+        monkeypatch.setenv("VAGRANT_HOME", str(tmp_path))
+        self.image = (
+            tmp_path / "boxes" / "ipvlan-lab-VAGRANTSLASH-debian12" / "0" / "libvirt"
+        ) / "box.img"
+
+    def add_box(self) -> float:
+        self.image.parent.mkdir(parents=True, exist_ok=True)
+        self.image.write_bytes(b"qcow2")
+        return self.image.stat().st_ctime
+
+    def virsh(self, *args, stdin=None, check=True):
+        if args[0] == "list":
+            out = "\n".join(self.domains)
+        elif args[0] == "vol-list":
+            rows = [f" {name}  /var/lib/libvirt/images/{name}" for name in self.volumes]
+            out = " Name   Path\n----------\n" + "\n".join(rows)
+        else:
+            out = ""
+        if args[0] == "vol-delete":
+            self.deleted.append(args[-1])
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
+
+
+def test_a_box_rebuilt_after_its_copy_was_made_replaces_the_copy(tmp_path, monkeypatch):
+    pool = FakePool(monkeypatch, tmp_path, copied_at=1000.0)
+    assert pool.add_box() > 1000.0
+    said = []
+    LibvirtQEMU(from_data({}), say=said.append).refresh_box()
+    assert pool.deleted == [
+        "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_0_box.img"
+    ]
+    assert "the box was rebuilt since" in said[0]
+
+
+def test_a_copy_newer_than_the_box_is_kept(tmp_path, monkeypatch):
+    pool = FakePool(monkeypatch, tmp_path, copied_at=4e9)
+    pool.add_box()
+    LibvirtQEMU(from_data({}), say=lambda _: None).refresh_box()
+    assert pool.deleted == []
+
+
+def test_the_copy_is_kept_while_nodes_may_be_backed_by_it(tmp_path, monkeypatch):
+    pool = FakePool(monkeypatch, tmp_path, domains=["ipvlan-lab_host1"])
+    pool.add_box()
+    LibvirtQEMU(from_data({}), say=lambda _: None).refresh_box()
+    assert pool.deleted == []
+
+
+def test_no_box_in_vagrant_leaves_the_pool_alone(tmp_path, monkeypatch):
+    pool = FakePool(monkeypatch, tmp_path)
+    LibvirtQEMU(from_data({}), say=lambda _: None).refresh_box()
+    assert pool.deleted == []
