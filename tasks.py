@@ -4,12 +4,16 @@ invoke box [--force]            build the offline Debian box
 invoke up [--provider NAME]     bring the lab up, or check it
 invoke status [--json]          each node's state and facts
 invoke ssh NODE                 a shell on a node
-invoke scenario NAME [--list] [--keep]
+invoke scenario NAME [--keep]   run one scenario on the running lab
+invoke scenario NAME --list     a scenario's steps and checks
 invoke scenario --list          the scenarios and their titles
-invoke verify [NAME...] [--destroy always|never|on-failure]
+invoke verify [--name NAME]... [--destroy always|never|on-failure]
+              [--provider NAME] every scenario, or each one named, from a
+                                clean state; brings the lab up if it is down
 invoke report [RUN]             re-render a run's report without the lab
+invoke bench [--rounds N]       time the lab's ways of talking to the nodes
 invoke down                     remove everything the lab made
-invoke test                     the test suite
+invoke test [--unit] [-k EXPR]  the test suite (--unit: no VMs)
 """
 
 from __future__ import annotations

@@ -239,12 +239,40 @@ def _merge(defaults: dict, raw: dict, where: str, prefix: str) -> dict:
     return merged
 
 
-def _fail(where: str, key: str, value: Any, expected: str) -> ConfigError:
+def _fail(
+    where: str, key: str, value: Any, expected: str, hint: str | None = None
+) -> ConfigError:
     return ConfigError(
         f"{where}: {key} is {value!r}; expected {expected}",
-        hint=f"fix {key} in {where}, or delete it to use the default "
+        hint=hint
+        or f"fix {key} in {where}, or delete it to use the default "
         f"({_default_of(key)!r})",
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _quote_hint(where: str, key: str, example: str) -> str:
+    leaf = key.rsplit(".", 1)[-1]
+    return (
+        f'put {key} in quotes in {where} (for example {leaf}: "{example}"); '
+        "without quotes YAML reads it as a number"
+    )
+
+
+def _text(
+    data: dict, key: str, where: str, expected: str, example: str, null: bool = False
+) -> None:
+    """Refuse a value that is not a non-empty string, or not null where
+    ``null`` allows it. A value YAML read as a number gets a hint to quote it,
+    as ``example`` shows."""
+    value = _get(data, key)
+    if (value is None and null) or (isinstance(value, str) and value.strip()):
+        return
+    hint = _quote_hint(where, key, example) if _is_number(value) else None
+    raise _fail(where, key, value, expected, hint)
 
 
 def _default_of(key: str) -> Any:
@@ -314,9 +342,26 @@ def _validate(data: dict, where: str) -> None:
             hint="name the host adapter to bridge to (for example "
             "network.adapter: enp3s0), or use network.mode: isolated",
         )
+    _text(
+        data,
+        "network.adapter",
+        where,
+        "the name of a host adapter, such as enp3s0, or null",
+        "enp3s0",
+        null=True,
+    )
     for key in ("network.name", "management.name"):
-        if not _VM_NAME.match(str(_get(data, key))):
-            raise _fail(where, key, _get(data, key), "lower-case letters, digits, -")
+        value = _get(data, key)
+        if not isinstance(value, str) or not _VM_NAME.fullmatch(value):
+            raise _fail(where, key, value, "lower-case letters, digits, -")
+    _text(
+        data,
+        "docker.version",
+        where,
+        "a package version string, or null for the newest",
+        "24.0",
+        null=True,
+    )
 
     # Subnets, and that none of them overlap.
     nets = {
@@ -365,12 +410,17 @@ def _validate(data: dict, where: str) -> None:
                 )
             used[addr] = key
         mac = str(node["mac"]).lower()
-        if not _MAC.match(mac) or int(mac[:2], 16) & 1:
+        if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+            # Unquoted, a MAC of digits only (52:54:00:40:00:01) is a number
+            # to YAML: a base-60 integer.
             raise _fail(
                 where,
                 f"{prefix}.mac",
                 node["mac"],
                 "a unicast MAC address such as 52:54:00:4c:00:01",
+                _quote_hint(where, f"{prefix}.mac", "52:54:00:40:00:01")
+                if _is_number(node["mac"])
+                else None,
             )
         if mac in macs:
             raise ConfigError(
@@ -378,8 +428,8 @@ def _validate(data: dict, where: str) -> None:
                 hint="give every node's lab NIC a MAC address of its own",
             )
         macs[mac] = f"{prefix}.mac"
-        name = str(node["name"])
-        if not _VM_NAME.match(name):
+        name = node["name"]
+        if not isinstance(name, str) or not _VM_NAME.fullmatch(name):
             raise _fail(
                 where,
                 f"{prefix}.name",
@@ -396,13 +446,15 @@ def _validate(data: dict, where: str) -> None:
         _integer(data, f"{prefix}.memory", *MEMORY_RANGE, where)
 
     for provider in ("virtualbox", "libvirt"):
-        if not str(data["boxes"][provider]["name"] or "").strip():
-            raise _fail(
-                where,
-                f"boxes.{provider}.name",
-                data["boxes"][provider]["name"],
-                "a Vagrant box name",
-            )
+        _text(data, f"boxes.{provider}.name", where, "a Vagrant box name", "2404")
+        _text(
+            data,
+            f"boxes.{provider}.version",
+            where,
+            "a box version string, or null for the newest",
+            "24.0",
+            null=True,
+        )
 
 
 def template_context(config: Config, facts: dict[str, dict] | None = None) -> dict:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CONNECT_TIMEOUT = 20
+#: Seconds a command may run when its caller does not say: every wait is bounded.
+COMMAND_TIMEOUT = 120
 #: Docker API connections kept open per node (each is one SSH session).
 DOCKER_STREAMS = 4
 _DROPPED = (paramiko.SSHException, EOFError, OSError, socket.timeout)
@@ -101,11 +103,12 @@ class Session:
         # client carries on over the new one.
         self.open()
 
-    def run(self, command: str, timeout: float | None = None) -> CommandRecord:
+    def run(self, command: str, timeout: float = COMMAND_TIMEOUT) -> CommandRecord:
         """Run ``command`` in a shell on the node and record it.
 
-        A non-zero exit is recorded, not raised. A dropped connection is
-        retried once on a fresh connection.
+        A non-zero exit is recorded, not raised; so is a command that runs
+        past ``timeout`` seconds, with no exit status. A dropped connection
+        is retried once on a fresh connection.
         """
         started, clock = now(), time.monotonic()
         for attempt in (1, 2):

@@ -15,7 +15,7 @@ import shlex
 from .config import PROJECT, Config, Node
 from .connections import Session
 from .errors import NodeError
-from .parsing import Link, find_nic, parse_links
+from .parsing import Link, find_nic, parse_addresses, parse_links
 
 PROVISION = PROJECT / "provision"
 REMOTE_DIR = "/tmp/ipvlan-lab"
@@ -79,7 +79,7 @@ def facts(session: Session, node: Node) -> dict:
         'uname -r; . /etc/os-release; echo "$PRETTY_NAME"; '
         "docker version --format '{{.Server.Version}}' 2>/dev/null || true"
     )
-    lines = session.run(command).stdout.splitlines() + ["", "", ""]
+    lines = session.run(command, timeout=60).stdout.splitlines() + ["", "", ""]
     found = {"kernel": lines[0].strip(), "os": lines[1].strip()}
     if node.role == "docker":
         found["docker"] = lines[2].strip() or None
@@ -89,13 +89,29 @@ def facts(session: Session, node: Node) -> dict:
 def baseline(session: Session, node: Node) -> dict:
     """What stands on a node before any scenario: containers, Docker
     networks and links."""
-    links = parse_links(session.run("ip -j -d link show").stdout)
+    links = parse_links(_output(session, node, "ip -j -d link show"))
     found = {"links": sorted(link.ifname for link in links)}
     if node.role == "docker":
-        containers = session.run("docker ps -aq --no-trunc").stdout.split()
-        networks = session.run("docker network ls -q --no-trunc").stdout.split()
+        containers = _output(session, node, "docker ps -aq --no-trunc").split()
+        networks = _output(session, node, "docker network ls -q --no-trunc").split()
         found.update(containers=sorted(containers), networks=sorted(networks))
     return found
+
+
+def _output(session: Session, node: Node, command: str) -> str:
+    """The output of a command that must succeed: the baseline is what the
+    clean-up keeps, so a partial one is an error, never an empty list."""
+    record = session.run(command, timeout=60)
+    if record.exit_status != 0:
+        said = (record.stderr or record.stdout).strip()[-300:]
+        raise NodeError(
+            f"`{command}` on {node.slot} "
+            + (f"exited {record.exit_status}" if record.exit_status else "hung")
+            + (f": {said}" if said else ""),
+            hint="see `invoke ssh " + node.slot + "`; `invoke up` again once "
+            "the node answers",
+        )
+    return record.stdout
 
 
 def reset_commands(
@@ -136,3 +152,52 @@ def reset_commands(
     )
     commands.append(f"sudo -n ip neigh flush dev {shlex.quote(nic)} || true")
     return commands
+
+
+#: What separates the parts of :func:`leftover_listing`'s output.
+LISTING_PART = "--ipvlan-lab--"
+
+
+def leftover_listing(node: Node, nic: str) -> str:
+    """One command that lists what :func:`leftovers` compares with the
+    baseline: containers and Docker networks, links, the lab NIC's addresses."""
+    parts = []
+    if node.role == "docker":
+        parts += ["docker ps -aq --no-trunc", "docker network ls -q --no-trunc"]
+    parts += ["ip -j -d link show", f"ip -j addr show dev {shlex.quote(nic)}"]
+    return f"set -e; {f'; echo {LISTING_PART}; '.join(parts)}"
+
+
+def leftovers(node: Node, base: dict, output: str, addresses: list[str]) -> list[str]:
+    """What scenarios made that is still on ``node``, by :func:`leftover_listing`'s
+    output: the things :func:`reset_commands` removes, named."""
+    parts = output.split(LISTING_PART)
+    if len(parts) != (4 if node.role == "docker" else 2):
+        raise NodeError(f"cannot read what stands on {node.slot}: {output[-200:]!r}")
+    if node.role == "docker":
+        containers, networks, *parts = parts
+        found = [
+            f"container {c[:12]}"
+            for c in containers.split()
+            if c not in base.get("containers", [])
+        ]
+        found += [
+            f"Docker network {n[:12]}"
+            for n in networks.split()
+            if n not in base.get("networks", [])
+        ]
+    else:
+        found = []
+    links, addrs = parts
+    kept = set(base.get("links", []))
+    found += [
+        f"{link.kind} link {link.ifname}"
+        for link in parse_links(links)
+        if link.ifname not in kept and link.kind in SCENARIO_LINK_KINDS
+    ]
+    found += [
+        f"address {a.address}/{a.prefixlen}"
+        for a in parse_addresses(addrs)
+        if a.family == "inet" and f"{a.address}/{a.prefixlen}" not in addresses
+    ]
+    return found

@@ -343,7 +343,12 @@ def find_nic(
 
 def parse_network(text: str) -> Network:
     """Read ``docker network inspect NAME`` output (the first network)."""
-    entry = _json_list(text, "docker network inspect")[0]
+    return network_of(_json_list(text, "docker network inspect")[0])
+
+
+def network_of(entry: dict[str, Any]) -> Network:
+    """A network from one entry of ``docker network inspect`` (or the Docker
+    SDK's ``Network.attrs``, the same mapping)."""
     options = entry.get("Options") or {}
     driver = entry.get("Driver", "")
     mode = options.get(f"{driver}_mode")
@@ -369,7 +374,12 @@ def parse_container(text: str) -> ContainerNetworks:
     kept here as ``None``; read ``/sys/class/net/eth0/address`` in the
     container for the MAC it really uses.
     """
-    entry = _json_list(text, "docker inspect")[0]
+    return container_of(_json_list(text, "docker inspect")[0])
+
+
+def container_of(entry: dict[str, Any]) -> ContainerNetworks:
+    """A container from one entry of ``docker inspect`` (or the Docker SDK's
+    ``Container.attrs``)."""
     networks = (entry.get("NetworkSettings") or {}).get("Networks") or {}
     return ContainerNetworks(
         name=entry.get("Name", "").lstrip("/"),

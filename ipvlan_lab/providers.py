@@ -34,6 +34,8 @@ LIBVIRT_URI = "qemu:///system"
 POOL = "default"
 POOL_FILE = Path("/etc/libvirt/storage/default.xml")
 DAEMONS = ("virtlogd", "libvirtd")
+#: Seconds a virsh command may take before libvirtd counts as hung.
+VIRSH_TIMEOUT = 60
 FIREWALL_TABLES = ("filter", "nat", "mangle")
 INSTALL_LIBVIRT = (
     "apt-get install vagrant vagrant-libvirt libvirt-daemon-system "
@@ -575,14 +577,24 @@ def _has_plugin(name: str) -> bool:
 
 
 def _virsh(*args: str, stdin: str | None = None, check: bool = True):
-    result = subprocess.run(
-        ["virsh", "-c", LIBVIRT_URI, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    """Run ``virsh`` on the system connection. A virsh that does not answer
+    within :data:`VIRSH_TIMEOUT` seconds is a :class:`ProviderError`, with or
+    without ``check``; a failure is one only with ``check``."""
+    try:
+        result = subprocess.run(
+            ["virsh", "-c", LIBVIRT_URI, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=VIRSH_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProviderError(
+            f"`virsh {' '.join(args)}` did not answer within {VIRSH_TIMEOUT} s",
+            hint="libvirtd is not answering: see /var/log/libvirt/libvirtd.log, "
+            "restart libvirtd, then run this again",
+        ) from None
     if check and result.returncode != 0:
         raise ProviderError(
             f"`virsh {' '.join(args)}` failed: {result.stderr.strip()}",
@@ -596,7 +608,8 @@ def _virsh_ok() -> bool:
         return False
     try:
         return _virsh("version", check=False).returncode == 0
-    except subprocess.TimeoutExpired:
+    except ProviderError:
+        # Unchecked, virsh fails only by not answering in time.
         return False
 
 

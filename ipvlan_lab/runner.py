@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import console, nodes, parsing, report, templates, verdict
+from . import console, nodes, parsing, report, verdict
 from .config import DOCKER_HOSTS, SLOTS, template_context
 from .connections import Session, now, parallel
 from .errors import ConnectionFailed, LabError
@@ -185,7 +185,10 @@ class Observation:
     """What one attempt of a check saw."""
 
     observed: str
-    matched: bool
+    #: Whether it matched the expectation; ``None`` when nothing could be
+    #: observed (the command did not run or finish, its output was not the
+    #: tool's): a lab fault, never a pass or a fail.
+    matched: bool | None
     records: list[CommandRecord] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
     message: str = ""
@@ -225,15 +228,20 @@ class ScenarioRun:
             status="ok",
         )
         self.probe()
-        if clean_first:
-            result.cleanup = self.clean()
+        result.cleanup = self.clean(reset=clean_first, verify=True)
         try:
             for step in self.scenario.steps:
                 result.steps.append(self.step(step))
-            self.probe()
-            observed = self.checks()
-            self.probe()
-            result.checks = self.decide(observed)
+                if result.steps[-1].status == "failed":
+                    break
+            stopped = self._stopped(result.steps)
+            if stopped:
+                observed = {c.id: (c, None, now(), 0.0) for c in self.scenario.checks}
+            else:
+                self.probe()
+                observed = self.checks()
+                self.probe()
+            result.checks = self.decide(observed, stopped=stopped)
             result.containers, result.networks = self.topology()
         finally:
             if not self.keep:
@@ -247,6 +255,16 @@ class ScenarioRun:
             result.status = LAB_FAULT
             result.message = "; ".join(self.unhealthy.values())
         return result
+
+    def _stopped(self, steps: list[StepResult]) -> str | None:
+        """Why the checks cannot run: a step failed, so what they look at was
+        never made. ``None`` when every step ran."""
+        if steps and steps[-1].status == "failed":
+            left = len(self.scenario.steps) - len(steps)
+            return f"not run: step {steps[-1].id} failed" + (
+                f" and the {left} after it did not run" if left else ""
+            )
+        return None
 
     def run_on(self, slot: str, command: str, timeout: float) -> CommandRecord:
         """Run a command on a node; a node that cannot be reached is marked
@@ -266,34 +284,78 @@ class ScenarioRun:
 
     # Clean state ---------------------------------------------------------
 
-    def clean(self) -> list[CommandRecord]:
-        """Remove what scenarios made on every reachable node."""
+    def clean(self, reset: bool = True, verify: bool = False) -> list[CommandRecord]:
+        """Remove what scenarios made on every reachable node.
+
+        With ``verify``, then look: a node that still holds something of a
+        scenario's is cleaned (again) and looked at once more, and if it
+        still does, it is a lab fault: the scenario would not start clean.
+        """
 
         def clean_node(slot: str) -> list[CommandRecord]:
-            records = []
-            for extra in self.scenario.cleanup:
-                if slot in extra.nodes:
-                    command = extra.command(self.context, slot)
-                    records.append(self.run_on(slot, command, 60))
-            listing = self.run_on(slot, "ip -j -d link show", 30)
-            if listing.exit_status != 0:
-                return records + [listing]
-            facts = self.facts[slot]
-            keep = [self.lab.config.address_cidr(slot)]
-            if slot == "lan":
-                keep = self.lab.config.lan_addresses()
-            commands = nodes.reset_commands(
-                self.lab.config.nodes[slot],
-                facts["nic"],
-                facts.get("baseline", {}),
-                parsing.parse_links(listing.stdout),
-                keep,
-            )
-            records.append(self.run_on(slot, "; ".join(commands), 120))
+            records = self._reset(slot) if reset else []
+            if not verify or slot in self.unhealthy:
+                return records
+            left, record = self._leftovers(slot)
+            records.append(record)
+            if left and not reset:
+                records += self._reset(slot)
+                left, record = self._leftovers(slot)
+                records.append(record)
+            if left and slot not in self.unhealthy:
+                self._fault(
+                    slot, f"{slot} still holds {', '.join(left)} after the clean-up"
+                )
             return records
 
         found = parallel(clean_node, SLOTS)
         return [r for slot in SLOTS for r in found[slot]]
+
+    def _leftovers(self, slot: str) -> tuple[list[str], CommandRecord]:
+        node = self.lab.config.nodes[slot]
+        record = self.run_on(
+            slot, nodes.leftover_listing(node, self.facts[slot]["nic"]), 60
+        )
+        if record.exit_status != 0:
+            if slot in self.unhealthy:
+                return [], record
+            said = (record.stderr.strip().splitlines() or ["no output"])[-1]
+            return [f"nothing it can list ({said})"], record
+        try:
+            found = nodes.leftovers(
+                node,
+                self.facts[slot].get("baseline", {}),
+                record.stdout,
+                self._kept_addresses(slot),
+            )
+        except LabError as exc:
+            found = [f"nothing it can list ({exc.message})"]
+        return found, record
+
+    def _reset(self, slot: str) -> list[CommandRecord]:
+        """Run the clean-up commands on one node."""
+        records = []
+        for extra in self.scenario.cleanup:
+            if slot in extra.nodes:
+                records.append(self.run_on(slot, extra.command(self.context, slot), 60))
+        listing = self.run_on(slot, "ip -j -d link show", 30)
+        if listing.exit_status != 0:
+            return records + [listing]
+        commands = nodes.reset_commands(
+            self.lab.config.nodes[slot],
+            self.facts[slot]["nic"],
+            self.facts[slot].get("baseline", {}),
+            parsing.parse_links(listing.stdout),
+            self._kept_addresses(slot),
+        )
+        records.append(self.run_on(slot, "; ".join(commands), 120))
+        return records
+
+    def _kept_addresses(self, slot: str) -> list[str]:
+        """The CIDRs a node's lab NIC keeps between scenarios."""
+        if slot == "lan":
+            return self.lab.config.lan_addresses()
+        return [self.lab.config.address_cidr(slot)]
 
     # Steps ---------------------------------------------------------------
 
@@ -301,9 +363,7 @@ class ScenarioRun:
         """Run one step on its nodes, in parallel."""
         started, clock = now(), time.monotonic()
         commands = {slot: step.command(self.context, slot) for slot in step.nodes}
-        expect_error = step.expect_error and templates.render(
-            step.expect_error, templates.for_node(self.context, step.nodes[0])
-        )
+        expect_error = step.error_text(self.context, step.nodes[0])
 
         def one(slot: str) -> CommandRecord:
             return self.run_on(slot, commands[slot], step.timeout)
@@ -343,7 +403,7 @@ class ScenarioRun:
             status=status,
             message=message,
             howto=step.howto,
-            note=step.note,
+            note=step.note_text(self.context, step.nodes[0]),
             expect_error=expect_error,
             records=[records[s] for s in step.nodes],
             started=started,
@@ -402,19 +462,22 @@ class ScenarioRun:
             elif any(n in self.unhealthy for n in check.nodes):
                 down = [n for n in check.nodes if n in self.unhealthy]
                 observation = Observation(
-                    "not run", False, message=self.unhealthy[down[0]]
+                    "not run", None, message=self.unhealthy[down[0]]
                 )
+            elif check.kind in ALONE:
+                observation = self.observe(check, versions)
             else:
                 with self._limits[check.node]:
                     observation = self.observe(check, versions)
             duration = round(time.monotonic() - clock, 3)
             with lock:
                 found[check.id] = (check, observation, started, duration)
-            status = (
-                SKIPPED
-                if observation is None
-                else ("ok" if observation.matched else "fail")
-            )
+            if observation is None:
+                status = SKIPPED
+            elif observation.matched is None:
+                status = LAB_FAULT
+            else:
+                status = "ok" if observation.matched else "fail"
             what = check.title + (f" -> {observation.observed}" if observation else "")
             console.line(
                 check.source,
@@ -424,9 +487,15 @@ class ScenarioRun:
                 observation.message if observation else "",
             )
 
+        together = [c for c in self.scenario.checks if c.kind not in ALONE]
         with ThreadPoolExecutor(max_workers=PER_NODE * len(SLOTS)) as pool:
-            for future in [pool.submit(one, c) for c in self.scenario.checks]:
+            for future in [pool.submit(one, c) for c in together]:
                 future.result()
+        # A capture sees every packet on its interface: it runs once the other
+        # checks are done, one at a time, so that it sees only its own.
+        for check in self.scenario.checks:
+            if check.kind in ALONE:
+                one(check)
         return found
 
     def versions(self, slot: str) -> dict[str, str]:
@@ -449,16 +518,16 @@ class ScenarioRun:
                     check.node,
                     f"{check.node} cannot be reached over SSH ({exc.message})",
                 )
-                observation = Observation("not run", False, message=exc.message)
+                observation = Observation("not run", None, message=exc.message)
                 break
             except LabError as exc:
-                # Output the check cannot read: an observation of its own.
-                observation = Observation("error", False, message=exc.message)
+                # Output the check cannot read: nothing was observed.
+                observation = Observation("error", None, message=exc.message)
             except Exception as exc:  # noqa: BLE001 - recorded, never hidden
                 # The Docker SDK and paramiko raise their own kinds; the check
                 # records what went wrong instead of ending the run.
                 observation = Observation(
-                    "error", False, message=f"{type(exc).__name__}: {exc}"
+                    "error", None, message=f"{type(exc).__name__}: {exc}"
                 )
             records += observation.records
             if observation.matched or expectation.negative:
@@ -473,8 +542,9 @@ class ScenarioRun:
 
     # Decisions -----------------------------------------------------------
 
-    def decide(self, found: dict) -> list[CheckResult]:
-        """Outcomes and verdicts, once every observation is in."""
+    def decide(self, found: dict, stopped: str | None = None) -> list[CheckResult]:
+        """Outcomes and verdicts, once every observation is in. ``stopped``
+        says why no check ran, when a step failed: each is skipped."""
         outcomes: dict[str, str] = {}
         results: list[CheckResult] = []
         # Positive controls first: a negative check's outcome depends on them.
@@ -483,7 +553,9 @@ class ScenarioRun:
             _, observation, started, duration = found[check.id]
             versions = self.versions(check.node)
             expectation = (
-                check.expectation(versions) if check.applies(versions) else None
+                check.expectation(versions)
+                if check.applies(versions) and not stopped
+                else None
             )
             healthy = not any(n in self.unhealthy for n in check.nodes)
             if observation is None:
@@ -501,7 +573,9 @@ class ScenarioRun:
             observed = observation.observed if observation else "skipped"
             evidence = dict(observation.evidence) if observation else {}
             reason = check.reason
-            if observation is None:
+            if stopped:
+                reason = stopped
+            elif observation is None:
                 reason = (
                     f"skipped: {check.when or 'no expectation'} applies not here "
                     f"(docker {versions['docker']}, kernel {versions['kernel']})"
@@ -629,6 +703,8 @@ def observe_ping(sr: ScenarioRun, check: Check, expected: str) -> Observation:
     target = check.params["to"]
     ping = f"ping -c 1 -W {PING_WAIT} {shlex.quote(target)}"
     record = sr.run_on(check.node, _exec(check.container, ping), check.timeout)
+    if record.exit_status is None:
+        return Observation("not finished", None, [record], message=_unfinished(record))
     parsed = parsing.parse_ping(record.stdout + record.stderr)
     observed = parsed.observed
     observation = Observation(observed, observed == expected, [record])
@@ -650,10 +726,13 @@ def observe_resolve(sr: ScenarioRun, check: Check, expected: str) -> Observation
     record = sr.run_on(check.node, _exec(check.container, command), check.timeout)
     parsed = parsing.parse_nslookup(record.stdout + record.stderr)
     observed = parsed.observed
-    matched = observed == expected
+    matched: bool | None = observed == expected
     wanted = check.params.get("address")
     if matched and wanted and wanted not in parsed.addresses:
         matched = False
+    if observed == "no-answer" or record.exit_status is None:
+        # No server answered, or nslookup did not finish: no lookup was seen.
+        matched = None
     observation = Observation(observed, matched, [record])
     observation.evidence["answer"] = (record.stdout + record.stderr).strip()
     if parsed.addresses:
@@ -664,9 +743,15 @@ def observe_resolve(sr: ScenarioRun, check: Check, expected: str) -> Observation
 def observe_command(sr: ScenarioRun, check: Check, expected: dict) -> Observation:
     """A command's exit status and output."""
     record = sr.run_on(check.node, check.params["run"], check.timeout)
+    if record.exit_status is None:
+        return Observation("not finished", None, [record], message=_unfinished(record))
     problems = command_mismatches(record, expected)
     observed = f"exit {record.exit_status}"
     return Observation(observed, not problems, [record], message="; ".join(problems))
+
+
+def _unfinished(record: CommandRecord) -> str:
+    return (record.stderr.strip().splitlines() or ["did not finish"])[-1]
 
 
 def command_mismatches(record: CommandRecord, expected: dict) -> list[str]:
@@ -703,14 +788,13 @@ def observe_docker_network(
         attrs = client.networks.get(name).attrs
     except docker.errors.NotFound:
         return Observation("absent", False, message=f"no network {name}")
-    options = attrs.get("Options") or {}
-    ipam = (attrs.get("IPAM") or {}).get("Config") or []
+    network = parsing.network_of(attrs)
     seen = {
-        "driver": attrs.get("Driver"),
-        "mode": options.get("ipvlan_mode") or options.get("macvlan_mode"),
-        "parent": options.get("parent"),
-        "subnet": [c.get("Subnet") for c in ipam],
-        "gateway": [c.get("Gateway") for c in ipam],
+        "driver": network.driver,
+        "mode": network.mode,
+        "parent": network.parent,
+        "subnet": network.subnets,
+        "gateway": network.gateways,
     }
     problems = []
     for key, want in expected.items():
@@ -736,13 +820,13 @@ def observe_docker_container(
         container = client.containers.get(name)
     except docker.errors.NotFound:
         return Observation("absent", False, message=f"no container {name}")
-    nets = container.attrs["NetworkSettings"]["Networks"] or {}
-    addresses = [n.get("IPAddress") for n in nets.values() if n.get("IPAddress")]
+    found = parsing.container_of(container.attrs)
+    addresses = [address for address, _ in found.networks.values() if address]
     seen: dict[str, Any] = {"address": addresses[0] if addresses else None}
     if "mac" in expected:
         code, output = container.exec_run("cat /sys/class/net/eth0/address")
         seen["mac"] = output.decode().strip() if code == 0 else None
-        seen["docker_mac"] = [n.get("MacAddress") for n in nets.values()]
+        seen["docker_mac"] = [mac for _, mac in found.networks.values()]
     problems = [
         f"{key} is {seen.get(key)}, expected {want}"
         for key, want in expected.items()
@@ -825,9 +909,25 @@ def observe_capture(sr: ScenarioRun, check: Check, expected: dict) -> Observatio
     listener.join()
     record = holder["capture"]
     records.insert(0, record)
-    lines = [line for line in record.stdout.splitlines() if line.strip()]
+    captured = parsing.parse_capture(record.stdout + record.stderr)
+    lines = captured.packets
+    # tcpdump ends by itself after 4 packets (exit 0) or at the time limit
+    # (124); anything else, or no "listening on", means it never captured.
+    if record.exit_status not in (0, 124) or "listening on" not in record.stderr:
+        said = (record.stderr.strip().splitlines() or ["no output"])[-1]
+        return Observation(
+            "no capture", None, records, message=f"tcpdump did not capture: {said}"
+        )
+    if during and records[-1].exit_status is None:
+        return Observation(
+            "no capture",
+            None,
+            records,
+            message="what the capture waits for did not run: "
+            + _unfinished(records[-1]),
+        )
     problems = []
-    if "contains" in expected and str(expected["contains"]) not in record.stdout:
+    if "contains" in expected and not captured.contains(str(expected["contains"])):
         problems.append(f"no captured packet shows {expected['contains']!r}")
     if expected.get("absent") and lines:
         problems.append(f"{len(lines)} packets captured, expected none")
@@ -840,6 +940,9 @@ def observe_capture(sr: ScenarioRun, check: Check, expected: dict) -> Observatio
         "; ".join(problems),
     )
 
+
+#: Kinds whose checks run alone, after the others.
+ALONE = ("capture",)
 
 OBSERVERS = {
     "ping": observe_ping,

@@ -9,8 +9,9 @@ a new file, not new Python.
 :func:`load_scenario` validates a whole file before anything runs. Each problem
 raises one :class:`~ipvlan_lab.errors.ScenarioError` whose message starts with
 ``FILE:LINE:`` and says what was expected. Placeholders (``${lab.gateway}``)
-stay unrendered in the model; :meth:`Step.command` and :func:`render_check`
-fill them in once the lab's values are known.
+stay unrendered in the model; :meth:`Step.command`, :meth:`Step.note_text`,
+:meth:`Step.error_text` and :func:`render_check` fill them in once the lab's
+values are known.
 
 Version conditions (``docker >= 23``, ``kernel < 5.4``) gate checks and
 choose between expectations; :func:`evaluate` decides them.
@@ -222,11 +223,13 @@ class Step:
     nodes: list[str]
     #: The command, with placeholders.
     run: str
-    #: The how-to's own command, when :attr:`run` differs from it.
+    #: The how-to's own command, when :attr:`run` differs from it: word for
+    #: word, so never rendered (a ``${`` in it is the how-to's own).
     howto: str | None = None
-    #: Why :attr:`run` differs from the how-to.
+    #: Why :attr:`run` differs from the how-to, with placeholders.
     note: str | None = None
-    #: Text the output must contain: the step is expected to fail.
+    #: Text the output must contain, with placeholders: the step is expected
+    #: to fail.
     expect_error: str | None = None
     timeout: float = DEFAULT_STEP_TIMEOUT
     line: int = 0
@@ -234,6 +237,18 @@ class Step:
     def command(self, context: Mapping[str, Any], node: str) -> str:
         """The command to run on ``node``, placeholders filled in."""
         return templates.render(self.run, templates.for_node(context, node))
+
+    def note_text(self, context: Mapping[str, Any], node: str) -> str | None:
+        """The :attr:`note` as seen from ``node``, placeholders filled in."""
+        if self.note is None:
+            return None
+        return templates.render(self.note, templates.for_node(context, node))
+
+    def error_text(self, context: Mapping[str, Any], node: str) -> str | None:
+        """The :attr:`expect_error` as seen from ``node``, placeholders filled in."""
+        if self.expect_error is None:
+            return None
+        return templates.render(self.expect_error, templates.for_node(context, node))
 
 
 @dataclass
@@ -709,6 +724,20 @@ class _Reader:
             )
         return float(value)
 
+    def template_text(
+        self,
+        data: _Map,
+        key: str,
+        subject: str,
+        nodes: list[str],
+        required: bool = False,
+    ) -> str | None:
+        """A :meth:`text` whose placeholders are checked from each of ``nodes``."""
+        value = self.text(data, key, subject, required)
+        if value is not None:
+            self.template(value, data.value_lines[key], f"{key!r} of {subject}", nodes)
+        return value
+
     def template(self, text: str, line: int, label: str, nodes: list[str]) -> str:
         """Check the placeholders of ``text`` as seen from each of ``nodes``."""
         for node in nodes or [None]:
@@ -871,16 +900,15 @@ class _Reader:
         title = self.text(data, "title", subject, required=True)
         on = self.require(data, "on", subject, "a node, a list of nodes, or hosts")
         nodes = self.node_list(on, data.value_lines["on"], subject)
-        run = self.text(data, "run", subject, required=True)
-        self.template(run, data.value_lines["run"], f"'run' of {subject}", nodes)
+        run = self.template_text(data, "run", subject, nodes, required=True)
         return Step(
             id=step_id,
             title=title,
             nodes=nodes,
             run=run,
             howto=self.text(data, "howto", subject),
-            note=self.text(data, "note", subject),
-            expect_error=self.text(data, "expect_error", subject),
+            note=self.template_text(data, "note", subject, nodes),
+            expect_error=self.template_text(data, "expect_error", subject, nodes),
             timeout=self.seconds(data, "timeout", subject, DEFAULT_STEP_TIMEOUT),
             line=data.line,
         )
@@ -891,8 +919,7 @@ class _Reader:
         self.known_keys(data, CLEANUP_KEYS, subject)
         on = self.require(data, "on", subject, "a node, a list of nodes, or hosts")
         nodes = self.node_list(on, data.value_lines["on"], subject)
-        run = self.text(data, "run", subject, required=True)
-        self.template(run, data.value_lines["run"], f"'run' of {subject}", nodes)
+        run = self.template_text(data, "run", subject, nodes, required=True)
         return Cleanup(nodes, run, data.line)
 
     # checks

@@ -74,6 +74,62 @@ def test_bad_configuration_gets_one_clear_error(case):
     assert caught.value.hint, "every configuration error says what to do"
 
 
+@pytest.mark.parametrize(
+    ("case", "example"),
+    [
+        ("docker-version-number", 'version: "24.0"'),
+        ("box-version-number", 'version: "24.0"'),
+        ("box-name-number", 'name: "2404"'),
+        ("adapter-number", 'adapter: "enp3s0"'),
+        ("mac-number", 'mac: "52:54:00:40:00:01"'),
+    ],
+)
+def test_a_number_where_text_belongs_gets_a_hint_to_quote_it(case, example):
+    with pytest.raises(ConfigError) as caught:
+        config.load(BAD / f"{case}.yaml")
+    assert "in quotes" in caught.value.hint
+    assert example in caught.value.hint
+
+
+@pytest.mark.parametrize("case", ["docker-version-list", "box-version-empty"])
+def test_a_value_that_is_not_a_number_gets_the_usual_hint(case):
+    with pytest.raises(ConfigError) as caught:
+        config.load(BAD / f"{case}.yaml")
+    assert "in quotes" not in caught.value.hint
+    assert "or delete it to use the default (None)" in caught.value.hint
+
+
+def test_versions_may_be_text_or_null():
+    loaded = config.from_data(
+        {
+            "docker": {"source": "docker", "version": "5:27.3.1-1~debian.12~bookworm"},
+            "boxes": {
+                "virtualbox": {"name": "bento/ubuntu-24.04", "version": "202404.01.0"},
+                "libvirt": {"version": None},
+            },
+        }
+    )
+    assert loaded.data["docker"]["version"] == "5:27.3.1-1~debian.12~bookworm"
+    assert loaded.data["boxes"]["virtualbox"]["version"] == "202404.01.0"
+    assert loaded.data["boxes"]["libvirt"]["version"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"network": {"name": float("nan")}}, "network.name"),
+        ({"management": {"name": "ipvlan-lab-mgmt\n"}}, "management.name"),
+        ({"nodes": {"lan": {"name": "ipvlan-lan\n"}}}, "nodes.lan.name"),
+        ({"nodes": {"lan": {"mac": "52:54:00:4c:00:03\n"}}}, "nodes.lan.mac"),
+    ],
+)
+def test_names_must_be_text_and_nothing_more(raw, key):
+    # str(nan) is "nan", and a pattern's $ matches before a final newline:
+    # neither may pass for a name.
+    with pytest.raises(ConfigError, match=f"{key} is "):
+        config.from_data(raw)
+
+
 def test_catalogue_is_large_enough():
     assert len(CASES) >= 30
 

@@ -181,8 +181,20 @@ def test_default_subnet_refusal_follows_the_docker_version(context):
     assert newest["fixed-ip-accepted"] == {"exit": 0}
     assert "fixed-ip-refused" not in newest
     assert loaded.check("fixed-ip-accepted").holds is False
-    assert here["default-pool"]["exit"] == 0
-    assert loaded.check("default-pool").holds is False
+
+
+def test_default_subnet_starts_from_a_fresh_daemon(context):
+    """The pool is the author's only on a fresh daemon: the scenario restarts
+    Docker before it makes the network, then shows the next pool in turn."""
+    loaded = load("default-subnet", context)
+    steps = [step.id for step in loaded.steps]
+    assert steps.index("fresh-daemon") < steps.index("create-network")
+    assert "systemctl restart docker" in loaded.steps[0].run
+    here = applying(loaded, MEASURED)
+    assert here["default-pool"]["stdout"] == "172.18.0.0/16"
+    assert loaded.check("default-pool").holds is True
+    assert here["next-pool"]["stdout"] == "172.19.0.0/16"
+    assert loaded.check("next-pool").claim is None
 
 
 def test_ipam_conflict_undoes_the_lan_address(context):

@@ -389,6 +389,26 @@ def test_a_running_libvirtd_is_left_alone(monkeypatch):
     LibvirtQEMU(from_data({}))._start_daemons(state=None)
 
 
+def test_a_virsh_that_does_not_answer_is_a_provider_error(tmp_path, monkeypatch):
+    def hang(argv, **kwargs):
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+
+    monkeypatch.setattr(providers.subprocess, "run", hang)
+    for check in (True, False):
+        with pytest.raises(ProviderError) as caught:
+            providers._virsh("net-info", "ipvlan-lab", check=check)
+        assert caught.value.message == (
+            "`virsh net-info ipvlan-lab` did not answer within 60 s"
+        )
+        assert "libvirtd" in caught.value.hint
+        assert "/var/log/libvirt/libvirtd.log" in caught.value.hint
+    # A caller that only asks whether libvirt answers gets no.
+    (tmp_path / "virsh").write_text("#!/bin/sh\n")
+    (tmp_path / "virsh").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert providers._virsh_ok() is False
+
+
 def test_the_labs_own_bridges_come_from_libvirt(tmp_path, monkeypatch):
     (tmp_path / "virsh").write_text(
         "#!/bin/sh\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ipvlan_lab import config as lab_config
-from ipvlan_lab import runner
+from ipvlan_lab import nodes, runner
 from ipvlan_lab.lab import Lab
 from ipvlan_lab.results import CommandRecord
 from ipvlan_lab.scenario import load_scenario
@@ -82,18 +82,42 @@ class FakeSession:
 
     def run(self, command: str, timeout: float | None = None) -> CommandRecord:
         self.commands.append(command)
-        out, status = self.answer(command)
-        return CommandRecord(self.slot, command, status, out, "", "t", 0.01)
+        out, status, *said = self.answer(command)
+        err = said[0] if said else ""
+        if status is None:
+            err += f"\n(timed out after {timeout} s)"
+        return CommandRecord(self.slot, command, status, out, err, "t", 0.01)
 
-    def answer(self, command: str) -> tuple[str, int]:
+    def links(self) -> str:
+        link = {
+            "ifname": "eth1",
+            "address": f"52:54:00:4c:00:0{self.slot[-1]}",
+            "operstate": "UP",
+            "flags": ["UP"],
+        }
+        return json.dumps([link, *self.world.get("extra_links", {}).get(self.slot, [])])
+
+    def addresses(self) -> str:
+        own = {"host1": "192.168.4.236", "host2": "192.168.4.237"}
+        addresses = [own.get(self.slot, "192.168.4.199")]
+        addresses += self.world.get("extra_addresses", {}).get(self.slot, [])
+        infos = [{"family": "inet", "local": a, "prefixlen": 24} for a in addresses]
+        if self.slot == "lan":
+            infos.append({"family": "inet", "local": "192.168.4.1", "prefixlen": 24})
+        return json.dumps([{"ifname": "eth1", "addr_info": infos}])
+
+    def answer(self, command: str) -> tuple[str, int | None]:
+        for text, answer in self.world.get("answers", {}).items():
+            if text in command:
+                return answer
+        if command.startswith("set -e; "):
+            # The listing the clean-up is checked with.
+            parts = [self.links(), self.addresses()]
+            if self.slot != "lan":
+                parts = ["\n".join(self.world.get("containers", [])), "", *parts]
+            return f"\n{nodes.LISTING_PART}\n".join(parts), 0
         if command.startswith("ip -j -d link show"):
-            link = {
-                "ifname": "eth1",
-                "address": f"52:54:00:4c:00:0{self.slot[-1]}",
-                "operstate": "UP",
-                "flags": ["UP"],
-            }
-            return json.dumps([link]), 0
+            return self.links(), 0
         if command.startswith("cat /sys/class/net/"):
             state = "down" if self.world.get("nic_down") == self.slot else "up"
             return f"{state}\ndocker-ok\nsegment-ok\n", 0
@@ -198,6 +222,144 @@ def test_a_node_with_its_nic_down_makes_its_checks_lab_faults(lab, tmp_path):
     assert result.steps[0].status == "lab-fault"
 
 
+def test_a_failed_step_stops_the_scenario_and_no_check_runs(lab, tmp_path):
+    world = healthy_world()
+    world["answers"] = {"--name c1 ": ("docker: Error response from daemon", 125)}
+    result, sessions = run_tiny(lab, tmp_path, world)
+    assert [s.status for s in result.steps] == ["ok", "failed"]
+    assert not any("--name c2" in c for c in sessions["host2"].commands)
+    assert not any("docker exec" in c for c in sessions["host1"].commands)
+    for check in result.checks:
+        assert (check.outcome, check.verdict) == ("skipped", "skipped")
+        assert check.reason == "not run: step c1 failed and the 1 after it did not run"
+    assert result.status == "failed"
+
+
+def test_a_ping_that_could_not_run_is_a_lab_fault_not_a_refutation(lab, tmp_path):
+    world = healthy_world()
+    world["answers"] = {"docker exec c1": ("Error: No such container: c1", 1)}
+    result, _ = run_tiny(lab, tmp_path, world)
+    checks = {c.id: c for c in result.checks}
+    for check_id in ("cross-ip", "gateway"):
+        assert checks[check_id].observed == "error"
+        assert (checks[check_id].outcome, checks[check_id].verdict) == (
+            "lab-fault",
+            "lab-fault",
+        )
+        assert "cannot read this ping output" in checks[check_id].message
+    # Its negative partner has no passing control: a lab fault too.
+    assert checks["cross-name"].outcome == "lab-fault"
+
+
+def test_a_ping_that_did_not_finish_is_a_lab_fault(lab, tmp_path):
+    world = healthy_world()
+    world["answers"] = {f"-W {runner.PING_WAIT} 192.168.4.1": ("", None)}
+    result, _ = run_tiny(lab, tmp_path, world)
+    gateway = next(c for c in result.checks if c.id == "gateway")
+    assert (gateway.observed, gateway.outcome, gateway.verdict) == (
+        "not finished",
+        "lab-fault",
+        "lab-fault",
+    )
+    assert "timed out" in gateway.message
+
+
+def test_leftovers_are_cleaned_before_the_scenario_starts(lab, tmp_path):
+    world = healthy_world()
+    world["extra_addresses"] = {"lan": ["192.168.4.2"]}
+    result, sessions = run_tiny(lab, tmp_path, world)
+    # The node was cleaned, since it was not clean, and looked at again ...
+    assert sum("ip addr del" in c for c in sessions["lan"].commands) == 1
+    assert sum(c.startswith("set -e; ") for c in sessions["lan"].commands) == 2
+    # ... and as the fake keeps the address, the lab cannot start clean.
+    assert result.status == "lab-fault"
+    assert "lan still holds address 192.168.4.2/24 after the clean-up" in (
+        result.message
+    )
+
+
+def test_a_clean_lab_is_only_looked_at(lab, tmp_path):
+    result, sessions = run_tiny(lab, tmp_path, healthy_world())
+    for slot in ("host1", "host2", "lan"):
+        assert sum(c.startswith("set -e; ") for c in sessions[slot].commands) == 1
+        assert not any("ip addr del" in c for c in sessions[slot].commands)
+    assert result.status == "ok"
+
+
+CAPTURE = """
+name: listen
+title: A capture while a container pings
+containers:
+  c1: {node: host1}
+steps:
+  - {id: c1, title: c1, on: host1, run: docker run -id --name c1 busybox sh}
+checks:
+  - id: tagged
+    kind: capture
+    title: the frames are on the wire
+    on: host1
+    interface: ${nic}
+    filter: icmp
+    during: {from: c1, ping: "${lab.gateway}"}
+    expect: {contains: "ethertype IPv4"}
+  - id: quiet
+    kind: capture
+    title: nothing from the LAN node
+    on: host2
+    interface: ${nic}
+    filter: host ${lan.address}
+    expect: {absent: true}
+"""
+PACKET = (
+    "10:00:00.000001 52:54:00:4c:00:01 > 52:54:00:4c:00:03, ethertype IPv4 "
+    "(0x0800), length 98: 192.168.4.101 > 192.168.4.1: ICMP echo request\n"
+)
+LISTENING = "listening on eth1, link-type EN10MB (Ethernet), snapshot length 262144"
+
+
+def run_capture(lab, tmp_path, answers: dict):
+    path = tmp_path / "listen.yaml"
+    path.write_text(CAPTURE)
+    scenario = load_scenario(path, runner.context(lab))
+    world = {**healthy_world(), "answers": answers}
+    sessions = {slot: FakeSession(slot, world) for slot in ("host1", "host2", "lan")}
+    result = runner.ScenarioRun(lab, sessions, scenario, keep=True).run()
+    return {c.id: c for c in result.checks}, sessions
+
+
+def test_captures_run_alone_and_read_tcpdump(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.time, "sleep", lambda _: None)
+    checks, sessions = run_capture(
+        lab,
+        tmp_path,
+        {
+            "tcpdump -l -nn -e -c 4 -i eth1 icmp": (PACKET, 0, LISTENING),
+            "host 192.168.4.199": ("", 124, LISTENING),
+        },
+    )
+    assert (checks["tagged"].outcome, checks["tagged"].observed) == (
+        "pass",
+        "1 packets",
+    )
+    assert (checks["quiet"].outcome, checks["quiet"].observed) == ("pass", "0 packets")
+    assert any("docker exec c1 ping -c 3" in c for c in sessions["host1"].commands)
+
+
+def test_a_capture_that_never_listened_cannot_pass(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.time, "sleep", lambda _: None)
+    checks, _ = run_capture(
+        lab,
+        tmp_path,
+        {
+            "tcpdump": ("", 1, "tcpdump: eth1: You don't have permission"),
+            "docker exec c1 ping": ("", None),
+        },
+    )
+    for check in checks.values():
+        assert (check.observed, check.outcome) == ("no capture", "lab-fault")
+    assert "You don't have permission" in checks["quiet"].message
+
+
 def test_documented_procedures_run_first():
     assert runner.ordered(["modes", "vlan", "dns", "novlan"]) == [
         "novlan",
@@ -226,3 +388,19 @@ def test_documented_procedures_run_first():
 def test_command_expectations(expected, status, out, err, problems):
     record = CommandRecord("host1", "cmd", status, out, err)
     assert len(runner.command_mismatches(record, expected)) == problems
+
+
+def test_a_capture_whose_traffic_never_ran_is_a_lab_fault(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner.time, "sleep", lambda _: None)
+    checks, _ = run_capture(
+        lab,
+        tmp_path,
+        {
+            "docker exec c1 ping": ("", None),
+            "tcpdump": ("", 124, LISTENING),
+        },
+    )
+    tagged = checks["tagged"]
+    assert (tagged.observed, tagged.outcome) == ("no capture", "lab-fault")
+    assert "what the capture waits for did not run" in tagged.message
+    assert checks["quiet"].outcome == "pass"

@@ -171,6 +171,34 @@ def test_procedure_2_commands_as_rendered(context):
     }
 
 
+def test_notes_and_expected_errors_as_rendered(tmp_path, context):
+    context["host2"]["nic"] = "enp0s8"
+    loaded = load_scenario(SCENARIOS / "vlan.yaml", context)
+    create = next(s for s in loaded.steps if s.id == "create-network")
+    assert (
+        create.note == "The parent is the VLAN link on the lab NIC, ${nic}.${vlan.id}."
+    )
+    assert [create.note_text(context, n) for n in create.nodes] == [
+        "The parent is the VLAN link on the lab NIC, eth1.100.",
+        "The parent is the VLAN link on the lab NIC, enp0s8.100.",
+    ]
+    assert create.error_text(context, "host1") is None
+
+    path = tmp_path / "texts.yaml"
+    path.write_text(
+        "name: texts\ntitle: t\nsteps:\n"
+        "  - id: s1\n    title: s\n    on: hosts\n"
+        "    run: sudo ip link add link ${nic} name ${nic}.7 type vlan id 7\n"
+        "    howto: vconfig add eth0 7 ${HOME} $${x}\n"
+        "    expect_error: ${node.address} ${nic}.7 $${x}\n"
+    )
+    step = load_scenario(path, context).steps[0]
+    assert step.howto == "vconfig add eth0 7 ${HOME} $${x}"
+    assert step.note is None and step.note_text(context, "host2") is None
+    assert step.expect_error == "${node.address} ${nic}.7 $${x}"
+    assert step.error_text(context, "host2") == "192.168.4.237 enp0s8.7 ${x}"
+
+
 @pytest.mark.parametrize("name", ["novlan", "vlan"])
 def test_real_scenarios_load_with_the_real_context_before_the_lab_is_up(name):
     context = config.template_context(config.from_data({}))
