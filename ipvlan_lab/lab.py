@@ -287,8 +287,14 @@ class Lab:
                 )
                 state.clear()
                 return []
+        usable = shutil.which("vagrant") and not provider.problems()
+        made = self.machines(provider).made() if usable else []
+        if not name and not made and not provider.leftovers():
+            console.say("the lab is not up: there is nothing of it to remove")
+            state.clear()
+            return []
         with console.phase(f"removing the lab ({provider.name})"):
-            if shutil.which("vagrant") and not provider.problems():
+            if made or name:
                 try:
                     self.machines(provider).destroy()
                 except MachineError as exc:

@@ -299,6 +299,12 @@ class Libvirt(Provider):
         before = state.data["lab"].get("before", {})
         left = []
         if _virsh_ok():
+            for domain in self._domains():
+                # A node Vagrant lost track of (stopped between making the
+                # domain and noting its id): the lab's by its name's prefix.
+                self.say(f"removing libvirt domain {domain} (Vagrant did not)")
+                _virsh("destroy", domain, check=False)
+                _virsh("undefine", domain, check=False)
             for name in sorted(names):
                 if _net_exists(name) and not self._is_ours(state, name):
                     self.say(f"leaving libvirt network {name}: it is not the lab's")

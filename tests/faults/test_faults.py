@@ -205,6 +205,12 @@ def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
     run = load(latest_run("verify"))
     assert [s["name"] for s in run["scenarios"]] == ["novlan"]
     assert_nothing_left(lab)
+    # And `down` on a lab that is gone says so, and touches nothing.
+    again = lab.invoke("down", label="down (no lab)")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "the lab is not up: there is nothing of it to remove" in again.stderr
+    assert "warning" not in again.stderr
+    assert_nothing_left(lab)
 
 
 def assert_nothing_left(lab) -> None:

@@ -204,6 +204,7 @@ class FakeLibvirt:
 
     def __init__(self, monkeypatch, networks: dict[str, str]):
         self.networks = dict(networks)
+        self.domains: list[str] = []
         self.calls: list[tuple[str, ...]] = []
         monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
         monkeypatch.setattr(providers, "_pool_exists", lambda: False)
@@ -220,7 +221,10 @@ class FakeLibvirt:
         if args[0] == "net-define":
             name = ET.fromstring(stdin).findtext("name")
             self.networks[name] = ET.fromstring(stdin).findtext("uuid")
-        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+        if args[0] == "undefine":
+            self.domains.remove(args[1])
+        out = "\n".join(self.domains) if args[0] == "list" else ""
+        return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
 
 
 def test_down_without_state_removes_only_networks_that_are_the_labs(
@@ -243,6 +247,17 @@ def test_down_without_state_removes_only_networks_that_are_the_labs(
     }
     assert "leaving libvirt network ipvlan-lab-mgmt: it is not the lab's" in said
     assert left == [], "someone else's network is not a leftover of the lab"
+
+
+def test_down_removes_a_node_vagrant_lost_track_of(tmp_path, monkeypatch):
+    libvirt = FakeLibvirt(monkeypatch, {})
+    libvirt.domains = ["ipvlan-lab_host2", "someone-elses-vm"]
+    said = []
+    left = LibvirtQEMU(from_data({}), say=said.append).teardown(State(tmp_path))
+    assert ("destroy", "ipvlan-lab_host2") in libvirt.calls
+    assert libvirt.domains == ["someone-elses-vm"]
+    assert "removing libvirt domain ipvlan-lab_host2 (Vagrant did not)" in said
+    assert left == []
 
 
 def test_a_network_the_lab_recorded_making_is_its_own(tmp_path, monkeypatch):
