@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
+from .config import PROJECT, Config
 from .errors import ConfigError, ProviderError
 from .state import State
 
@@ -462,10 +462,11 @@ def kvm_problems(
 
 
 def network_uuid(name: str) -> str:
-    """The UUID the lab gives the libvirt network it calls ``name``: the same
-    on every run, so that `down` knows the lab's networks even without state,
-    and never takes someone else's network of the same name for one."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipvlan-lab:libvirt-network:{name}"))
+    """The UUID this checkout of the lab gives the libvirt network it calls
+    ``name``: the same on every run, so that `down` knows the lab's networks
+    even without state, and never takes a network of the same name for its
+    own, not even one another checkout of the lab made."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipvlan-lab:{PROJECT}:network:{name}"))
 
 
 def _network_element(name: str) -> ET.Element:

@@ -199,6 +199,12 @@ def test_each_network_carries_the_uuid_the_lab_gives_its_name():
     assert network_uuid("ipvlan-lab") != network_uuid("ipvlan-lab-mgmt")
 
 
+def test_another_checkout_of_the_lab_gives_its_networks_other_uuids(monkeypatch):
+    here = network_uuid("ipvlan-lab")
+    monkeypatch.setattr(providers, "PROJECT", Path("/srv/another/ipvlan-lab"))
+    assert network_uuid("ipvlan-lab") != here
+
+
 class FakeLibvirt:
     """libvirt's networks as virsh would show them: name -> UUID."""
 
