@@ -842,16 +842,19 @@ def observe_docker_container(
 
 
 def observe_neighbours(sr: ScenarioRun, check: Check, expected: dict) -> Observation:
-    """A node's neighbour table on its lab NIC, after optional trigger pings."""
+    """A node's neighbour table on an interface (its lab NIC unless the check
+    names another, e.g. a VLAN link), after optional trigger pings."""
     records = []
-    nic = sr.facts[check.node]["nic"]
+    nic = check.params.get("interface") or sr.facts[check.node]["nic"]
     triggers = check.params.get("trigger") or []
     if triggers:
         pings = "; ".join(
             f"ping -c 1 -W 1 {shlex.quote(t)} >/dev/null" for t in triggers
         )
         records.append(sr.run_on(check.node, pings + "; true", check.timeout))
-    record = sr.run_on(check.node, f"ip -j neigh show dev {nic}", check.timeout)
+    record = sr.run_on(
+        check.node, f"ip -j neigh show dev {shlex.quote(nic)}", check.timeout
+    )
     records.append(record)
     table = parsing.parse_neighbours(record.stdout)
     problems = []

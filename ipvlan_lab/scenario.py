@@ -185,7 +185,7 @@ KINDS: dict[str, Kind] = {
             "neighbours",
             "on",
             ("node",),
-            {"trigger": "targets"},
+            {"trigger": "targets", "interface": "text"},
             (),
             expect_help="same_mac (and mac), or entries",
         ),

@@ -404,3 +404,50 @@ def test_a_capture_whose_traffic_never_ran_is_a_lab_fault(lab, tmp_path, monkeyp
     assert (tagged.observed, tagged.outcome) == ("no capture", "lab-fault")
     assert "what the capture waits for did not run" in tagged.message
     assert checks["quiet"].outcome == "pass"
+
+
+NEIGHBOURS = """
+name: neigh
+title: The neighbours on a VLAN link
+steps:
+  - id: link
+    title: the link
+    on: host1
+    run: ip link add link ${nic} name ${nic}.${vlan.id} type vlan id ${vlan.id}
+checks:
+  - id: one-mac
+    kind: neighbours
+    title: both containers behind one MAC
+    on: host1
+    interface: ${nic}.${vlan.id}
+    trigger: ["${vlan.ip.201}", "${vlan.ip.202}"]
+    expect: {same_mac: ["${vlan.ip.201}", "${vlan.ip.202}"], mac: "52:54:00:4c:00:02"}
+"""
+
+
+def test_neighbours_are_read_on_the_interface_the_check_names(lab, tmp_path):
+    path = tmp_path / "neigh.yaml"
+    path.write_text(NEIGHBOURS)
+    scenario = load_scenario(path, runner.context(lab))
+    table = [
+        {
+            "dst": f"192.168.100.{n}",
+            "lladdr": "52:54:00:4c:00:02",
+            "state": ["REACHABLE"],
+        }
+        for n in (201, 202)
+    ]
+    world = {
+        **healthy_world(),
+        "answers": {"ip -j neigh show dev eth1.100": (json.dumps(table), 0)},
+    }
+    sessions = {slot: FakeSession(slot, world) for slot in ("host1", "host2", "lan")}
+    result = runner.ScenarioRun(lab, sessions, scenario, keep=True).run()
+    check = result.checks[0]
+    assert (check.outcome, check.message) == ("pass", "")
+    assert "ping -c 1 -W 1 192.168.100.201 >/dev/null" in "\n".join(
+        sessions["host1"].commands
+    )
+    assert not any(
+        "neigh show dev eth1 " in c + " " for c in sessions["host1"].commands
+    )
