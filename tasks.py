@@ -137,7 +137,7 @@ def box(c, force=False):
 
 @task(
     optional=["provider"],
-    help={"provider": "auto, virtualbox, libvirt-kvm or libvirt-qemu"},
+    help={"provider": "auto, virtualbox, libvirt-kvm, libvirt-qemu or existing"},
 )
 @_door
 def up(c, provider=None):

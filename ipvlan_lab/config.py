@@ -24,7 +24,7 @@ from .errors import ConfigError
 PROJECT = Path(__file__).resolve().parent.parent
 CONFIG_ENV = "IPVLAN_LAB_CONFIG"
 
-PROVIDERS = ("auto", "virtualbox", "libvirt-kvm", "libvirt-qemu")
+PROVIDERS = ("auto", "virtualbox", "libvirt-kvm", "libvirt-qemu", "existing")
 NETWORK_MODES = ("isolated", "bridged")
 DOCKER_SOURCES = ("distro", "docker")
 #: The node slots, fixed: scenarios refer to nodes by these names.
@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     },
     "docker": {"source": "distro", "version": None},
     "boot_timeout": 900,
+    "ssh": {
+        slot: {"host": None, "port": 22, "user": None, "key": None, "nic": None}
+        for slot in ("host1", "host2", "lan")
+    },
 }
 
 CPU_RANGE = (1, 16)
@@ -147,9 +151,13 @@ class Config:
         )
 
     def lan_addresses(self) -> list[str]:
-        """What the LAN node holds: its own address and the gateway's."""
+        """What the LAN node holds: its own address and, on the lab's own
+        machines, the gateway's. On machines of your own (provider ``ssh``)
+        the LAN's router holds the gateway."""
         prefix = self.subnet.prefixlen
         own = self.data["nodes"]["lan"]["address"]
+        if self.provider == "existing":
+            return [f"{own}/{prefix}"]
         gateway = self.data["network"]["gateway"]
         return [f"{own}/{prefix}", f"{gateway}/{prefix}"]
 
@@ -445,6 +453,9 @@ def _validate(data: dict, where: str) -> None:
         _integer(data, f"{prefix}.cpus", *CPU_RANGE, where)
         _integer(data, f"{prefix}.memory", *MEMORY_RANGE, where)
 
+    for slot in SLOTS:
+        _machine(data, slot, where)
+
     for provider in ("virtualbox", "libvirt"):
         _text(data, f"boxes.{provider}.name", where, "a Vagrant box name", "2404")
         _text(
@@ -454,6 +465,33 @@ def _validate(data: dict, where: str) -> None:
             "a box version string, or null for the newest",
             "24.0",
             null=True,
+        )
+
+
+def _machine(data: dict, slot: str, where: str) -> None:
+    """``ssh.SLOT``: how to reach a machine of the user's (provider
+    ``existing``)."""
+    prefix = f"ssh.{slot}"
+    needed = data["provider"] == "existing"
+    for field, example in (("host", "10.0.0.5"), ("user", "admin")):
+        key = f"{prefix}.{field}"
+        if needed and _get(data, key) is None:
+            raise ConfigError(
+                f"{where}: provider is 'existing' but {key} is not set",
+                hint=f"give {key} for each of host1, host2 and lan (the machine's "
+                f"address or name, and a user with passwordless sudo), or choose "
+                "another provider",
+            )
+        _text(data, key, where, f"text such as {example}", example, null=True)
+    _integer(data, f"{prefix}.port", 1, 65535, where)
+    _text(data, f"{prefix}.key", where, "the path of a private key, or null", "", True)
+    _text(data, f"{prefix}.nic", where, "a network interface's name, or null", "", True)
+    key = _get(data, f"{prefix}.key")
+    if needed and key and not Path(key).expanduser().is_file():
+        raise ConfigError(
+            f"{where}: {prefix}.key is {key!r}, which is not a file",
+            hint=f"give the path of the private key that logs in to {slot}, or "
+            "null to use your SSH agent and ~/.ssh",
         )
 
 

@@ -61,15 +61,18 @@ class Session:
         self.connection = self._connection()
 
     def _connection(self) -> Connection:
+        # The key the lab was given, and only it; without one (machines of the
+        # user's own), what ssh itself would try: the agent and ~/.ssh.
+        given = bool(self.target.key)
         return Connection(
             host=self.target.host,
             port=self.target.port,
             user=self.target.user,
             connect_timeout=CONNECT_TIMEOUT,
             connect_kwargs={
-                "key_filename": [self.target.key],
-                "look_for_keys": False,
-                "allow_agent": False,
+                "key_filename": [self.target.key] if given else [],
+                "look_for_keys": not given,
+                "allow_agent": not given,
                 "banner_timeout": CONNECT_TIMEOUT,
                 "auth_timeout": CONNECT_TIMEOUT,
             },

@@ -21,7 +21,7 @@ from .config import DEFAULTS, PROJECT, SLOTS, Config
 from .config import load as load_config
 from .connections import Session, parallel
 from .errors import ConfigError, LabError, MachineError, StateError
-from .machines import Machines, SSHTarget
+from .machines import ExistingMachines, Machines, SSHTarget
 from .providers import PROVIDERS, Choice, Provider, choose
 from .state import State, lock
 
@@ -84,8 +84,11 @@ class Lab:
             )
         return choose(self.config, requested, console.say)
 
-    def machines(self, provider: Provider) -> Machines:
-        """The Vagrant environment for ``provider``."""
+    def machines(self, provider: Provider) -> Machines | ExistingMachines:
+        """The Vagrant environment for ``provider``, or the user's own
+        machines for provider ``ssh``."""
+        if provider.keeps_machines:
+            return ExistingMachines(self.config)
         return Machines(self.config, provider.name, self.dir)
 
     def config_digest(self) -> str:
@@ -101,7 +104,9 @@ class Lab:
         input stops here, with nothing on the lab changed, not even its lock."""
         choice = self.provider(requested)
         choice.provider.check_routes()
-        if not self.state.data["lab"].get("provider"):
+        if not self.state.data["lab"].get("provider") and not (
+            choice.provider.keeps_machines
+        ):
             self._check_box(choice.provider)
         return choice
 
@@ -134,19 +139,23 @@ class Lab:
         machines = self.machines(provider)
         if lab.get("ready"):
             statuses = machines.status()
-            if all(s.state == "running" for s in statuses.values()):
+            if all(s.state in ("running", "reachable") for s in statuses.values()):
                 with console.phase("checking the running lab"):
                     return self._settle(provider, machines, fresh=False)
             console.say("some nodes are not running: bringing them up again")
 
         lab.update(provider=provider.name, ready=False, config=self.config_digest())
         state.save()
-        with console.phase("preparing the hypervisor"):
-            provider.prepare(state)
-            self._ensure_box(provider)
-            provider.refresh_box()
-        with console.phase("booting the nodes (Vagrant; log in .lab/vagrant.log)"):
-            machines.up()
+        if provider.keeps_machines:
+            with console.phase("reaching your machines over SSH"):
+                machines.up()
+        else:
+            with console.phase("preparing the hypervisor"):
+                provider.prepare(state)
+                self._ensure_box(provider)
+                provider.refresh_box()
+            with console.phase("booting the nodes (Vagrant; log in .lab/vagrant.log)"):
+                machines.up()
         with console.phase("bringing each node to the lab's baseline"):
             return self._settle(provider, machines, fresh=True)
 
@@ -180,7 +189,9 @@ class Lab:
                 )
                 boxes.build_box(name, workdir=self.dir / "box", log=console.say)
 
-    def _settle(self, provider: Provider, machines: Machines, fresh: bool) -> dict:
+    def _settle(
+        self, provider: Provider, machines: Machines | ExistingMachines, fresh: bool
+    ) -> dict:
         state = self.state
         sessions = None
         if not fresh:
@@ -198,17 +209,20 @@ class Lab:
             sessions = self.sessions(fresh=True)
             parallel(lambda slot: sessions[slot].open(), SLOTS)
 
+        own = provider.keeps_machines
+
         def settle(slot: str) -> dict:
             node = self.config.nodes[slot]
             session = sessions[slot]
-            found = nodes.discover_nic(session, node)
-            nodes.provision(session, self.config, node, found["nic"])
+            named = self.config.data["ssh"][slot]["nic"] if own else None
+            found = nodes.discover_nic(session, node, named=named, own=own)
+            nodes.provision(session, self.config, node, found["nic"], own=own)
             found.update(nodes.facts(session, node))
             known = state.nodes.get(slot, {})
             found["baseline"] = (
                 known["baseline"]
                 if not fresh and "baseline" in known
-                else nodes.baseline(session, node)
+                else nodes.baseline(session, node, found["nic"])
             )
             return found
 
@@ -287,6 +301,8 @@ class Lab:
                 )
                 state.clear()
                 return []
+        if provider.keeps_machines:
+            return self._restore(provider, state)
         usable = shutil.which("vagrant") and not provider.problems()
         made = self.machines(provider).made() if usable else []
         if not name and not made and not provider.leftovers():
@@ -303,6 +319,42 @@ class Lab:
             for sock in self.dir.glob("docker-*.sock"):
                 sock.unlink()
             state.clear()
+        return left
+
+    def _restore(self, provider: Provider, state: State) -> list[str]:
+        """``down`` on machines of the user's: remove what the scenarios left
+        and undo what provisioning changed; the machines keep running."""
+        if not state.data["lab"].get("provider"):
+            console.say("the lab is not up: there is nothing of it to remove")
+            state.clear()
+            return []
+        left = []
+
+        def restore(slot: str) -> None:
+            node, facts = self.config.nodes[slot], state.nodes.get(slot, {})
+            try:
+                session = self.sessions()[slot]
+                session.open()
+                if facts.get("nic"):
+                    nodes.reset(
+                        lambda command, timeout: session.run(command, timeout),
+                        node,
+                        facts["nic"],
+                        facts.get("baseline", {}),
+                        nodes.kept_addresses(self.config, slot, facts),
+                    )
+                for line in nodes.restore(session, node).splitlines()[:-1]:
+                    console.say(line)
+            except LabError as exc:
+                left.append(f"{slot}: {exc.message}")
+
+        with console.phase(f"restoring your machines ({provider.name})"):
+            parallel(restore, SLOTS)
+            self.close()
+            for sock in self.dir.glob("docker-*.sock"):
+                sock.unlink()
+            if not left:
+                state.clear()
         return left
 
     # status --------------------------------------------------------------
@@ -343,17 +395,17 @@ class Lab:
             )
         self.require_ready()
         target = SSHTarget(**self.state.nodes[slot]["ssh"])
-        return [
-            "ssh",
-            "-i",
-            target.key,
-            "-p",
-            str(target.port),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            f"{target.user}@{target.host}",
-        ]
+        command = ["ssh", "-p", str(target.port)]
+        if target.key:
+            command += ["-i", target.key]
+        if self.state.data["lab"].get("provider") != "existing":
+            # The lab's VMs: new host keys on every `up`, at reused addresses.
+            command += [
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ]
+        return [*command, f"{target.user}@{target.host}"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -152,3 +153,68 @@ def _tail(path: Path, lines: int = 12) -> str:
     except OSError:
         return ""
     return "\n".join(text[-lines:])
+
+
+class ExistingMachines:
+    """The user's own machines (provider ``ssh``), with :class:`Machines`'s
+    interface: they are reached, never made or removed."""
+
+    #: Seconds to wait for a machine's SSH port.
+    REACH_TIMEOUT = 10
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def target(self, slot: str) -> SSHTarget:
+        entry = self.config.data["ssh"][slot]
+        key = entry["key"]
+        return SSHTarget(
+            host=entry["host"],
+            port=entry["port"],
+            user=entry["user"],
+            key=str(Path(key).expanduser()) if key else "",
+        )
+
+    def ssh_target(self, slot: str) -> SSHTarget:
+        """How to reach ``slot``: ``lab.yaml``'s ``ssh`` entry."""
+        return self.target(slot)
+
+    def _reach(self, slot: str) -> str | None:
+        target = self.target(slot)
+        try:
+            socket.create_connection(
+                (target.host, target.port), timeout=self.REACH_TIMEOUT
+            ).close()
+        except OSError as exc:
+            return f"{slot} ({target.host}:{target.port}): {exc.strerror or exc}"
+        return None
+
+    def status(self) -> dict[str, MachineStatus]:
+        """``reachable`` or ``unreachable``, by each machine's SSH port."""
+        from .connections import parallel
+
+        found = parallel(self._reach, tuple(self.config.data["ssh"]))
+        return {
+            slot: MachineStatus(slot, "unreachable" if why else "reachable", "existing")
+            for slot, why in found.items()
+        }
+
+    def up(self) -> None:
+        """Check that every machine answers on its SSH port."""
+        from .connections import parallel
+
+        found = parallel(self._reach, tuple(self.config.data["ssh"]))
+        down = [why for why in found.values() if why]
+        if down:
+            raise MachineError(
+                "cannot reach over SSH: " + "; ".join(down),
+                hint="check the ssh section of lab.yaml, and that the machines "
+                "are on and reachable from here",
+            )
+
+    def destroy(self) -> None:
+        """Nothing: the machines are the user's."""
+
+    def made(self) -> list[str]:
+        """None: the lab makes no machines here."""
+        return []

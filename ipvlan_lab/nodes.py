@@ -11,11 +11,13 @@ scenarios made).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from .config import PROJECT, Config, Node
 from .connections import Session
 from .errors import NodeError
 from .parsing import Link, find_nic, parse_addresses, parse_links
+from .results import CommandRecord
 
 PROVISION = PROJECT / "provision"
 REMOTE_DIR = "/tmp/ipvlan-lab"
@@ -24,24 +26,47 @@ REMOTE_DIR = "/tmp/ipvlan-lab"
 SCENARIO_LINK_KINDS = ("vlan", "ipvlan", "macvlan", "dummy")
 
 
-def discover_nic(session: Session, node: Node) -> dict:
-    """The lab NIC of ``node``: its name, MAC and state, found by MAC."""
-    record = session.run("ip -j -d link show")
-    if record.exit_status != 0:
-        raise NodeError(
-            f"cannot list network interfaces on {node.slot}: {record.stderr.strip()}",
-            hint="is iproute2 installed on the node?",
-        )
-    links = parse_links(record.stdout)
-    name = find_nic(links, [], mac=node.mac)
+def discover_nic(
+    session: Session, node: Node, named: str | None = None, own: bool = False
+) -> dict:
+    """The lab NIC of ``node``: its name and MAC.
+
+    On the lab's VMs it is found by MAC. On a machine of the user's (``own``)
+    it is the NIC ``named`` in ``lab.yaml``, or else the one with the node's
+    MAC, or else the one holding the node's address.
+    """
+    links = parse_links(_output(session, node, "ip -j -d link show"))
+    if named:
+        link = next((link for link in links if link.ifname == named), None)
+        if link is None:
+            found = ", ".join(link.ifname for link in links)
+            raise NodeError(
+                f"{node.slot} has no NIC {named} (found: {found})",
+                hint=f"fix ssh.{node.slot}.nic in lab.yaml",
+            )
+        return {"nic": link.ifname, "mac": link.mac}
+    addresses = []
+    if own:
+        addresses = parse_addresses(_output(session, node, "ip -j addr show"))
+    name = find_nic(
+        links, addresses, mac=node.mac, address=node.address if own else None
+    )
     link = next(link for link in links if link.ifname == name)
     return {"nic": name, "mac": link.mac}
 
 
-def provision(session: Session, config: Config, node: Node, nic: str) -> str:
-    """Run the node's provision script; its output, or a NodeError."""
+def provision(
+    session: Session, config: Config, node: Node, nic: str, own: bool = False
+) -> str:
+    """Run the node's provision script; its output, or a NodeError. ``own``:
+    the node is a machine of the user's (provider ``ssh``)."""
     script = "lan.sh" if node.role == "lan" else "node.sh"
-    env = {"LAB_NODE": node.slot, "LAB_NIC": nic, "LAB_HOSTNAME": node.name}
+    env = {
+        "LAB_NODE": node.slot,
+        "LAB_NIC": nic,
+        "LAB_HOSTNAME": node.name,
+        "LAB_MACHINE": "own" if own else "vm",
+    }
     if node.role == "lan":
         env["LAB_ADDRESSES"] = " ".join(config.lan_addresses())
     else:
@@ -49,13 +74,7 @@ def provision(session: Session, config: Config, node: Node, nic: str) -> str:
         env["LAB_DNS"] = config.nodes["lan"].address
         env["DOCKER_SOURCE"] = config.data["docker"]["source"]
         env["DOCKER_VERSION"] = config.data["docker"]["version"] or ""
-    session.run(f"mkdir -p {REMOTE_DIR}")
-    for name in (script, "baseline.sh"):
-        session.put(PROVISION / name, f"{REMOTE_DIR}/{name}")
-    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    record = session.run(
-        f"sudo -n env {assignments} bash {REMOTE_DIR}/{script}", timeout=900
-    )
+    record = _run_script(session, script, env, timeout=900)
     output = (record.stdout + record.stderr).strip()
     if record.exit_status != 0 or "baseline ok" not in record.stdout:
         # The scripts print each problem as "NODE: what is wrong; fix: what to do".
@@ -73,6 +92,50 @@ def provision(session: Session, config: Config, node: Node, nic: str) -> str:
     return output
 
 
+def _run_script(
+    session: Session, script: str, env: dict[str, str], timeout: float
+) -> CommandRecord:
+    """Copy a script of ``provision/`` (and what it sources) to the node and
+    run it there as root with ``env``."""
+    session.run(f"mkdir -p {REMOTE_DIR}")
+    for name in (script, "baseline.sh"):
+        session.put(PROVISION / name, f"{REMOTE_DIR}/{name}")
+    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return session.run(
+        f"sudo -n env {assignments} bash {REMOTE_DIR}/{script}", timeout=timeout
+    )
+
+
+def restore(session: Session, node: Node) -> str:
+    """Undo, on a machine of the user's, what provisioning changed
+    (``provision/restore.sh``); its output, or a NodeError."""
+    record = _run_script(session, "restore.sh", {"LAB_NODE": node.slot}, 300)
+    output = (record.stdout + record.stderr).strip()
+    if record.exit_status != 0 or not output.endswith("restored"):
+        raise NodeError(
+            f"{node.slot} is not fully restored: {output[-400:]}",
+            hint=f"see /var/lib/ipvlan-lab/changes on {node.slot}; `invoke down` "
+            "again once it is fixed",
+        )
+    return output
+
+
+def reset(
+    run: Callable[[str, float], CommandRecord],
+    node: Node,
+    nic: str,
+    base: dict,
+    addresses: list[str],
+) -> list[CommandRecord]:
+    """Remove what scenarios made on ``node`` since ``base``, running each
+    command with ``run(command, timeout)``; the records."""
+    listing = run("ip -j -d link show", 30)
+    if listing.exit_status != 0:
+        return [listing]
+    commands = reset_commands(node, nic, base, parse_links(listing.stdout), addresses)
+    return [listing, run("; ".join(commands), 120)]
+
+
 def facts(session: Session, node: Node) -> dict:
     """Kernel, OS and (on Docker hosts) Docker version of a node."""
     command = (
@@ -86,11 +149,16 @@ def facts(session: Session, node: Node) -> dict:
     return found
 
 
-def baseline(session: Session, node: Node) -> dict:
+def baseline(session: Session, node: Node, nic: str | None = None) -> dict:
     """What stands on a node before any scenario: containers, Docker
-    networks and links."""
+    networks, links and the IPv4 addresses of its lab NIC ``nic``."""
     links = parse_links(_output(session, node, "ip -j -d link show"))
     found = {"links": sorted(link.ifname for link in links)}
+    if nic:
+        listed = parse_addresses(_output(session, node, f"ip -j addr show dev {nic}"))
+        found["addresses"] = sorted(
+            f"{a.address}/{a.prefixlen}" for a in listed if a.family == "inet"
+        )
     if node.role == "docker":
         containers = _output(session, node, "docker ps -aq --no-trunc").split()
         networks = _output(session, node, "docker network ls -q --no-trunc").split()
@@ -112,6 +180,15 @@ def _output(session: Session, node: Node, command: str) -> str:
             "the node answers",
         )
     return record.stdout
+
+
+def kept_addresses(config: Config, slot: str, facts: dict) -> list[str]:
+    """The IPv4 CIDRs of a node's lab NIC that no clean-up removes: the
+    node's own (the LAN node's, gateway and all) and those its baseline
+    found there."""
+    own = config.lan_addresses() if slot == "lan" else [config.address_cidr(slot)]
+    found = facts.get("baseline", {}).get("addresses", [])
+    return own + [a for a in found if a not in own]
 
 
 def reset_commands(

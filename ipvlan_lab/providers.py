@@ -61,6 +61,10 @@ class Provider:
     vagrant = ""
     #: The ``boxes`` entry of ``lab.yaml`` it uses.
     box_key = ""
+    #: Whether ``auto`` may choose it.
+    automatic = True
+    #: Whether the nodes are machines of the user's that outlive the lab.
+    keeps_machines = False
 
     def __init__(self, config: Config, say: Callable[[str], None] = log.info):
         self.config = config
@@ -394,8 +398,37 @@ class LibvirtQEMU(Libvirt):
     driver = "qemu"
 
 
+class Existing(Provider):
+    """Three machines of the user's, reached over SSH: no Vagrant, no VMs.
+
+    ``lab.yaml``'s ``ssh`` section says how to reach each; the lab's subnets
+    are the user's LAN, not this machine's, so no route here can clash.
+    """
+
+    name = "existing"
+    automatic = False
+    keeps_machines = True
+
+    def problems(self) -> list[str]:
+        if self.config.provider != self.name:
+            return [
+                "provider existing takes its machines from lab.yaml: set "
+                "provider: existing and each node's ssh entry there"
+            ]
+        return []
+
+    def install_hint(self) -> str:
+        return "set provider: existing and ssh.host1, ssh.host2, ssh.lan in lab.yaml"
+
+    def box(self) -> dict:
+        return {"name": "-", "version": None}
+
+    def subnets(self) -> dict[str, ipaddress.IPv4Network]:
+        return {}
+
+
 PROVIDERS: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (LibvirtKVM, VirtualBox, LibvirtQEMU)
+    cls.name: cls for cls in (LibvirtKVM, VirtualBox, LibvirtQEMU, Existing)
 }
 
 
@@ -427,6 +460,8 @@ def choose(
 
     passed = []
     for name, cls in PROVIDERS.items():
+        if not cls.automatic:
+            continue
         provider = cls(config, say)
         problems = provider.problems()
         if not problems:

@@ -33,6 +33,7 @@ from .config import DOCKER_HOSTS, SLOTS, template_context
 from .connections import Session, now, parallel
 from .errors import ConnectionFailed, LabError
 from .lab import LOCK_WAIT, Lab
+from .providers import PROVIDERS
 from .results import (
     EXIT_LAB,
     FAIL,
@@ -155,7 +156,6 @@ def _finish(result: RunResult, clock: float, folder: Path) -> None:
 def environment(lab: Lab) -> Environment:
     """Provider, box and each node's facts, as the run's record keeps them."""
     provider = lab.state.data["lab"].get("provider", "")
-    box_key = "virtualbox" if provider == "virtualbox" else "libvirt"
     facts = []
     for slot, node in lab.config.nodes.items():
         known = lab.state.nodes.get(slot, {})
@@ -174,7 +174,7 @@ def environment(lab: Lab) -> Environment:
         )
     return Environment(
         provider=provider,
-        box=lab.config.data["boxes"][box_key]["name"],
+        box=PROVIDERS[provider](lab.config).box()["name"] if provider else "",
         network_mode=lab.config.data["network"]["mode"],
         nodes=facts,
     )
@@ -338,24 +338,18 @@ class ScenarioRun:
         for extra in self.scenario.cleanup:
             if slot in extra.nodes:
                 records.append(self.run_on(slot, extra.command(self.context, slot), 60))
-        listing = self.run_on(slot, "ip -j -d link show", 30)
-        if listing.exit_status != 0:
-            return records + [listing]
-        commands = nodes.reset_commands(
+        return records + nodes.reset(
+            lambda command, timeout: self.run_on(slot, command, timeout),
             self.lab.config.nodes[slot],
             self.facts[slot]["nic"],
             self.facts[slot].get("baseline", {}),
-            parsing.parse_links(listing.stdout),
             self._kept_addresses(slot),
         )
-        records.append(self.run_on(slot, "; ".join(commands), 120))
-        return records
 
     def _kept_addresses(self, slot: str) -> list[str]:
-        """The CIDRs a node's lab NIC keeps between scenarios."""
-        if slot == "lan":
-            return self.lab.config.lan_addresses()
-        return [self.lab.config.address_cidr(slot)]
+        """The CIDRs a node's lab NIC keeps between scenarios: the lab's and
+        whatever it held when the lab came up."""
+        return nodes.kept_addresses(self.lab.config, slot, self.facts[slot])
 
     # Steps ---------------------------------------------------------------
 

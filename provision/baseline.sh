@@ -18,3 +18,26 @@ finish() {
     echo "baseline failed: $problems problem(s)"
     exit 1
 }
+
+# note: write down a change the script made, once, so that restore.sh can
+# undo it on a machine of the user's (LAB_MACHINE=own, provider ssh). The
+# lab's own VMs go whole: nothing is noted there.
+LAB_STATE_DIR=${LAB_STATE_DIR:-/var/lib/ipvlan-lab}
+note() {
+    [ "$LAB_MACHINE" = own ] || return 0
+    mkdir -p "$LAB_STATE_DIR"
+    grep -qxF -- "$*" "$LAB_STATE_DIR/changes" 2>/dev/null \
+        || echo "$*" >>"$LAB_STATE_DIR/changes"
+}
+
+# LAB_MACHINE: vm (the lab's own, the default) or own (the user's machine,
+# provider ssh), where the scripts never take away what they did not add.
+: "${LAB_MACHINE:=vm}"
+case "$LAB_MACHINE" in
+    vm | own) ;;
+    *)
+        echo "$LAB_NODE: LAB_MACHINE=$LAB_MACHINE is not vm or own; fix: set it" \
+            "to vm or own"
+        exit 2
+        ;;
+esac

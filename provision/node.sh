@@ -19,6 +19,12 @@
 #                   which the lab's box provides; without it, docker pull)
 #   LAB_DNS         an address to make the host's only name server (optional),
 #                   so that containers' lookups stay inside the lab
+#   LAB_MACHINE     vm (the lab's own VM, the default) or own (a machine of
+#                   the user's: an address of LAB_ADDRESS's IP with another
+#                   prefix is a problem to report, not one to remove)
+#
+# Each change it makes is noted in /var/lib/ipvlan-lab/changes; restore.sh
+# undoes them.
 #
 # Output: one line per problem, "NODE: what is wrong; fix: what to do", then
 # a last line "baseline ok" (exit 0) or "baseline failed: N problem(s)"
@@ -115,6 +121,7 @@ ensure_docker_installed() {
                     "read /tmp/node-docker-install.log on $LAB_NODE"
                 return 1
             fi
+            note "package $package"
             ;;
         none)
             if command -v dockerd >/dev/null; then
@@ -132,8 +139,10 @@ ensure_docker_installed() {
 
 ensure_docker_running() {
     # Enabling costs seconds under emulation: only when Docker is not running.
-    systemctl is-active --quiet docker.service \
-        || systemctl enable --now docker.service >/dev/null 2>&1 || true
+    if ! systemctl is-active --quiet docker.service; then
+        systemctl enable --now docker.service >/dev/null 2>&1 || true
+        note "started docker.service"
+    fi
     # dockerd takes seconds to answer under emulation: wait up to a minute.
     local deadline=$((SECONDS + 60))
     until timeout 20 docker info >/dev/null 2>&1; do
@@ -150,12 +159,13 @@ ensure_busybox_image() {
     docker image inspect busybox:latest >/dev/null 2>&1 && return 0
     if [ -f "$BUSYBOX_TAR" ]; then
         docker import -c 'CMD ["sh"]' "$BUSYBOX_TAR" busybox:latest >/dev/null \
-            && return 0
+            && note "image busybox:latest" && return 0
         problem "docker import of $BUSYBOX_TAR failed" \
             "check the tar, or remove it to let node.sh pull busybox"
         return 1
     fi
-    docker pull -q busybox:latest >/dev/null 2>&1 && return 0
+    docker pull -q busybox:latest >/dev/null 2>&1 && note "image busybox:latest" \
+        && return 0
     problem "no busybox image: $BUSYBOX_TAR is missing and docker pull failed" \
         "copy a busybox root file system tar to $BUSYBOX_TAR on $LAB_NODE"
     return 1
@@ -185,6 +195,7 @@ fi
 sessions_conf=/etc/ssh/sshd_config.d/ipvlan-lab-sessions.conf
 if [ -d /etc/ssh/sshd_config.d ] && ! grep -qs "^MaxSessions 64" "$sessions_conf"; then
     echo "MaxSessions 64" >"$sessions_conf"
+    note "file $sessions_conf"
     systemctl reload ssh >/dev/null 2>&1 || systemctl reload sshd >/dev/null 2>&1 \
         || problem "sshd did not reload with MaxSessions 64" \
             "run systemctl reload ssh on $LAB_NODE"
@@ -195,8 +206,17 @@ fi
 # Containers' lookups of names Docker does not know go to the host's resolver.
 # Pointing it at the LAN node keeps them inside the lab and makes them fail
 # fast, as a LAN resolver that knows no such name would.
+# On a machine of the user's, the file it was (or the link: systemd-resolved's)
+# is kept for restore.sh; the first one kept stays.
 if [ -n "${LAB_DNS:-}" ] && ! grep -qx "nameserver $LAB_DNS" /etc/resolv.conf; then
+    kept="$LAB_STATE_DIR/resolv.conf"
+    if [ "$LAB_MACHINE" = own ] && ! [ -e "$kept" ] && ! [ -L "$kept" ]; then
+        mkdir -p "$LAB_STATE_DIR"
+        cp -a /etc/resolv.conf "$kept"
+    fi
+    rm -f /etc/resolv.conf
     echo "nameserver $LAB_DNS" >/etc/resolv.conf
+    note "resolv.conf"
 fi
 
 # --- The lab NIC: up, carrying LAB_ADDRESS ------------------------------------
@@ -206,6 +226,11 @@ ensure_address() {
     # The same IP with another prefix length would make two routes: drop it.
     for other in $(ip -o -4 addr show dev "$LAB_NIC" | awk '{ print $4 }'); do
         if [ "${other%/*}" = "$ip" ] && [ "$other" != "$LAB_ADDRESS" ]; then
+            if [ "$LAB_MACHINE" = own ]; then
+                problem "$LAB_NIC has $other, not $LAB_ADDRESS" \
+                    "make network.subnet in lab.yaml your LAN's ($other)"
+                return 1
+            fi
             ip addr del "$other" dev "$LAB_NIC"
         fi
     done
@@ -216,10 +241,14 @@ ensure_address() {
             "give LAB_ADDRESS as an IPv4 CIDR, e.g. 192.168.4.236/24"
         return 1
     fi
+    note "address $LAB_ADDRESS $LAB_NIC"
 }
 
 ensure_nic_up() {
-    ip link set dev "$LAB_NIC" up
+    if ! ip -o link show dev "$LAB_NIC" | grep -q '[<,]UP[,>]'; then
+        ip link set dev "$LAB_NIC" up
+        note "link-up $LAB_NIC"
+    fi
     # A virtual NIC reports its carrier a moment after it is set up.
     local tries=10
     until ip -o link show dev "$LAB_NIC" | grep -q 'LOWER_UP'; do

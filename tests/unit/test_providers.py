@@ -107,7 +107,8 @@ def test_an_unknown_provider(works):
         choose(from_data({}), "vmware")
     assert caught.value.message == "unknown provider 'vmware'"
     assert (
-        caught.value.hint == "use one of: auto, libvirt-kvm, virtualbox, libvirt-qemu"
+        caught.value.hint
+        == "use one of: auto, libvirt-kvm, virtualbox, libvirt-qemu, existing"
     )
 
 
