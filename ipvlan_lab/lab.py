@@ -154,6 +154,7 @@ class Lab:
                 provider.prepare(state)
                 self._ensure_box(provider)
                 provider.refresh_box()
+                provider.stage_box(state)
             with console.phase("booting the nodes (Vagrant; log in .lab/vagrant.log)"):
                 machines.up()
         with console.phase("bringing each node to the lab's baseline"):

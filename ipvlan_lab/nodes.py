@@ -24,6 +24,10 @@ REMOTE_DIR = "/tmp/ipvlan-lab"
 #: Link kinds a scenario may create; anything of these kinds not in the
 #: baseline is removed before the next scenario.
 SCENARIO_LINK_KINDS = ("vlan", "ipvlan", "macvlan", "dummy")
+#: The Docker networks a scenario may have made: the user-defined ones.
+#: Docker's own (bridge, host, none) cannot be removed, and bridge gets a new
+#: ID each time the daemon starts, as a scenario may make it do.
+NETWORKS = "docker network ls -q --no-trunc --filter type=custom"
 
 
 def discover_nic(
@@ -161,7 +165,7 @@ def baseline(session: Session, node: Node, nic: str | None = None) -> dict:
         )
     if node.role == "docker":
         containers = _output(session, node, "docker ps -aq --no-trunc").split()
-        networks = _output(session, node, "docker network ls -q --no-trunc").split()
+        networks = _output(session, node, NETWORKS).split()
         found.update(containers=sorted(containers), networks=sorted(networks))
     return found
 
@@ -208,7 +212,7 @@ def reset_commands(
         for listing, remove, kept in (
             ("docker ps -aq --no-trunc", "docker rm -f", base.get("containers", [])),
             (
-                "docker network ls -q --no-trunc",
+                NETWORKS,
                 "docker network rm",
                 base.get("networks", []),
             ),
@@ -240,7 +244,7 @@ def leftover_listing(node: Node, nic: str) -> str:
     baseline: containers and Docker networks, links, the lab NIC's addresses."""
     parts = []
     if node.role == "docker":
-        parts += ["docker ps -aq --no-trunc", "docker network ls -q --no-trunc"]
+        parts += ["docker ps -aq --no-trunc", NETWORKS]
     parts += ["ip -j -d link show", f"ip -j addr show dev {shlex.quote(nic)}"]
     return f"set -e; {f'; echo {LISTING_PART}; '.join(parts)}"
 

@@ -38,7 +38,8 @@ def pytest_collection_modifyitems(items):
 # Every real-VM test uses one lab, brought up once with the project's own
 # commands (`invoke box`, `invoke up`) and taken down at the end of the
 # session (unless IPVLAN_LAB_KEEP=1). Timings of the lab's commands go to
-# results/test-timings.json.
+# results/test-timings.json, and what the isolation and leftover tests counted
+# to results/test-figures.json.
 
 import json  # noqa: E402
 import os  # noqa: E402
@@ -52,6 +53,7 @@ from tests.machine import Snapshot  # noqa: E402
 
 INVOKE = [sys.executable, "-m", "invoke"]
 TIMINGS = ROOT / "results" / "test-timings.json"
+FIGURES = ROOT / "results" / "test-figures.json"
 
 
 @dataclass
@@ -59,9 +61,13 @@ class LabHandle:
     """The shared lab, driven through the CLI as a user drives it."""
 
     timings: dict = field(default_factory=dict)
+    #: What the tests counted, by what they counted (packets, leftovers).
+    figures: dict = field(default_factory=dict)
     root: Path = ROOT
     #: This machine before the session's lab: what `down` must return it to.
     before: Snapshot | None = None
+    #: What the session's first `invoke up` printed.
+    cold_up: subprocess.CompletedProcess | None = None
 
     def invoke(
         self,
@@ -95,6 +101,12 @@ class LabHandle:
             )
         return result
 
+    def figure(self, name: str, value) -> None:
+        """Keep what a test counted, in results/test-figures.json."""
+        self.figures[name] = value
+        FIGURES.parent.mkdir(exist_ok=True)
+        FIGURES.write_text(json.dumps(self.figures, indent=2))
+
     def lab(self):
         """A library handle on the same lab (for SSH checks)."""
         from ipvlan_lab.lab import Lab
@@ -107,7 +119,7 @@ def lab():
     """The shared lab: box built, nodes up. Taken down after the session."""
     handle = LabHandle(before=Snapshot.take())
     handle.invoke("box", check=True, label="box")
-    handle.invoke("up", check=True, label="up (cold)")
+    handle.cold_up = handle.invoke("up", check=True, label="up (cold)")
     yield handle
     if not os.environ.get("IPVLAN_LAB_KEEP"):
         handle.invoke("down", label="down (session end)")

@@ -72,7 +72,22 @@ def test_up_on_a_running_lab_only_checks_it_quickly(lab):
     result = lab.invoke("up", check=True, label="up (warm)")
     assert "checking the running lab" in result.stderr
     assert "booting the nodes" not in result.stderr
-    assert lab.timings["up (warm)"][-1] < 60
+    assert "bringing each node to the lab's baseline" not in result.stderr
+
+
+def test_the_box_went_into_libvirts_pool_before_vagrant_booted_the_nodes(lab):
+    up = lab.cold_up
+    if "checking the running lab" in up.stderr:
+        pytest.skip("the session's lab was already up (IPVLAN_LAB_KEEP)")
+    if "libvirt" not in up.stderr.split("provider: ", 1)[-1].split()[0]:
+        pytest.skip("only libvirt providers copy the box in themselves")
+    assert "copied the box into libvirt's pool as " in up.stderr
+    # vagrant-libvirt found its copy there and made none of its own.
+    log = (lab.root / ".lab" / "vagrant.log").read_text(errors="replace")
+    assert (
+        "Uploading base box image as volume"
+        not in log.split("Bringing machine 'host1' up")[-1]
+    )
 
 
 def test_unknown_node_for_ssh_is_one_clear_error(lab):

@@ -53,8 +53,10 @@ def management_bridge(network: str) -> str | None:
     return None
 
 
-def test_no_lab_packet_reaches_the_uplink(verified):
+def test_no_lab_packet_reaches_the_uplink(lab, verified):
     seen = VERIFY["captures"]
+    for name, packets in seen.items():
+        lab.figure(f"lab packets on the {name} capture during verify", len(packets))
     assert seen["uplink"] == [], seen["uplink"][:10]
     if "control" not in seen:
         pytest.skip("no libvirt management bridge to check the capture against")

@@ -185,7 +185,7 @@ def test_down_on_a_half_made_lab_leaves_nothing(lab):
     result = lab.invoke("down", label="down (half-made lab)")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "nothing of the lab is left" in result.stderr
-    assert_nothing_left(lab)
+    assert_nothing_left(lab, "a half-made lab")
 
 
 def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
@@ -204,17 +204,18 @@ def test_ctrl_c_during_up_then_verify_resumes_and_cleans_up(lab, tmp_path):
     assert "taking the lab down (--destroy always)" in result.stderr
     run = load(latest_run("verify"))
     assert [s["name"] for s in run["scenarios"]] == ["novlan"]
-    assert_nothing_left(lab)
+    assert_nothing_left(lab, "verify took down the lab it resumed")
     # And `down` on a lab that is gone says so, and touches nothing.
     again = lab.invoke("down", label="down (no lab)")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "the lab is not up: there is nothing of it to remove" in again.stderr
     assert "warning" not in again.stderr
-    assert_nothing_left(lab)
+    assert_nothing_left(lab, "down on no lab")
 
 
-def assert_nothing_left(lab) -> None:
+def assert_nothing_left(lab, when: str) -> None:
     """No VM, libvirt network or volume, bridge, tap, process or firewall
     chain that was not there before the session's lab was made."""
     left = Snapshot.take().added_since(lab.before)
+    lab.figure(f"left after down ({when})", sum(map(len, left.values())))
     assert left == {}, left

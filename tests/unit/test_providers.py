@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -518,3 +519,137 @@ def test_no_box_in_vagrant_leaves_the_pool_alone(tmp_path, monkeypatch):
     pool = FakePool(monkeypatch, tmp_path)
     LibvirtQEMU(from_data({}), say=lambda _: None).refresh_box()
     assert pool.deleted == []
+
+
+# Staging the box in the pool before Vagrant boots the nodes
+
+
+class StagingPool:
+    """virsh as seen by stage_box: a pool that holds ``volumes``."""
+
+    def __init__(self, monkeypatch, tmp_path, *, volumes=(), fail_upload=False):
+        self.volumes = list(volumes)
+        self.calls: list[tuple[str, ...]] = []
+        self.fail_upload = fail_upload
+        monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
+        monkeypatch.setattr(providers, "_virsh", self.virsh)
+        monkeypatch.setenv("VAGRANT_HOME", str(tmp_path / "vagrant.d"))
+        self.image = (
+            (tmp_path / "vagrant.d" / "boxes" / "ipvlan-lab-VAGRANTSLASH-debian12")
+            / "0"
+            / "libvirt"
+            / "box.img"
+        )
+
+    def add_box(self, version: str = "0", mtime: int = 1_796_359_818) -> Path:
+        self.image = self.image.parent.parent.parent / version / "libvirt" / "box.img"
+        self.image.parent.mkdir(parents=True)
+        self.image.write_bytes(b"QFI\xfb" + bytes(60))
+        (self.image.parent / "metadata.json").write_text(
+            '{"provider": "libvirt", "format": "qcow2", "virtual_size": 6}'
+        )
+        os.utime(self.image, (mtime, mtime))
+        return self.image
+
+    def virsh(self, *args, stdin=None, check=True, timeout=None):
+        self.calls.append(args)
+        code, out = 0, ""
+        if args[0] == "pool-info":
+            out = "Name:           default\nState:          running\n"
+        elif args[0] == "vol-list":
+            rows = [f" {name}  /var/lib/libvirt/images/{name}" for name in self.volumes]
+            out = " Name   Path\n----------\n" + "\n".join(rows)
+        elif args[0] == "vol-create":
+            self.created = ET.fromstring(stdin)
+            self.volumes.append(self.created.findtext("name"))
+        elif args[0] == "vol-delete":
+            self.volumes.remove(args[-1])
+        elif args[0] == "vol-upload" and self.fail_upload:
+            if check:
+                raise ProviderError("`virsh vol-upload` failed: no space")
+            code = 1
+        return subprocess.CompletedProcess(args, code, stdout=out, stderr="")
+
+    def ran(self, verb: str) -> list[tuple[str, ...]]:
+        return [call for call in self.calls if call[0] == verb]
+
+
+BOX_VOLUME = "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_0_1796359818_box.img"
+
+
+def test_the_box_is_copied_into_the_pool_under_vagrant_libvirts_name(
+    tmp_path, monkeypatch
+):
+    pool = StagingPool(monkeypatch, tmp_path, volumes=["someone-elses.img"])
+    image = pool.add_box()
+    state, said = State(tmp_path / "lab"), []
+    LibvirtQEMU(from_data({}), say=said.append).stage_box(state)
+
+    assert pool.created.findtext("name") == BOX_VOLUME
+    assert pool.created.find("target/format").get("type") == "qcow2"
+    assert int(pool.created.findtext("capacity")) == 6 * 1024**3
+    assert pool.ran("vol-upload") == [
+        ("vol-upload", "--pool", "default", BOX_VOLUME, str(image))
+    ]
+    assert BOX_VOLUME in pool.volumes and "someone-elses.img" in pool.volumes
+    assert "staging" not in State(tmp_path / "lab").data["lab"]
+    assert f"copied the box into libvirt's pool as {BOX_VOLUME}" in said[0]
+
+
+def test_a_box_already_in_the_pool_is_not_copied_again(tmp_path, monkeypatch):
+    pool = StagingPool(monkeypatch, tmp_path, volumes=[BOX_VOLUME])
+    pool.add_box()
+    LibvirtQEMU(from_data({}), say=lambda _: None).stage_box(State(tmp_path))
+    assert not pool.ran("vol-create") and not pool.ran("vol-upload")
+
+
+def test_a_copy_that_never_finished_is_removed_and_made_again(tmp_path, monkeypatch):
+    pool = StagingPool(monkeypatch, tmp_path, fail_upload=True)
+    pool.add_box()
+    provider = LibvirtQEMU(from_data({}), say=lambda _: None)
+    with pytest.raises(ProviderError, match="vol-upload"):
+        provider.stage_box(State(tmp_path / "lab"))
+    # The half-filled volume has the box's name: the state says it is not.
+    assert State(tmp_path / "lab").data["lab"]["staging"] == BOX_VOLUME
+
+    pool.fail_upload = False
+    provider.stage_box(State(tmp_path / "lab"))
+    assert pool.ran("vol-delete") == [("vol-delete", "--pool", "default", BOX_VOLUME)]
+    assert len(pool.ran("vol-upload")) == 2
+    assert pool.volumes == [BOX_VOLUME]
+    assert "staging" not in State(tmp_path / "lab").data["lab"]
+
+
+def test_a_versioned_box_is_named_by_its_version(tmp_path, monkeypatch):
+    pool = StagingPool(monkeypatch, tmp_path)
+    image = pool.add_box(version="1.2.0")
+    assert providers.box_volume_name("ipvlan-lab/debian12", image) == (
+        "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_1.2.0_box.img"
+    )
+
+
+@pytest.mark.parametrize(
+    "versions, wanted, expected",
+    [
+        ([], None, None),  # Vagrant has no such box: it fetches it itself
+        (["1.0", "2.0"], None, None),  # which one Vagrant takes is its choice
+        (["1.0", "2.0"], "2.0", "2.0"),
+        (["0"], None, "0"),
+    ],
+)
+def test_which_image_is_staged(tmp_path, monkeypatch, versions, wanted, expected):
+    pool = StagingPool(monkeypatch, tmp_path)
+    for version in versions:
+        pool.add_box(version=version)
+    found = providers.box_image({"name": "ipvlan-lab/debian12", "version": wanted})
+    assert (found.parent.parent.name if found else None) == expected
+
+
+def test_a_box_of_several_disks_is_left_to_vagrant(tmp_path, monkeypatch):
+    pool = StagingPool(monkeypatch, tmp_path)
+    image = pool.add_box()
+    (image.parent / "metadata.json").write_text(
+        '{"provider": "libvirt", "disks": [{"path": "a.qcow2"}]}'
+    )
+    LibvirtQEMU(from_data({}), say=lambda _: None).stage_box(State(tmp_path))
+    assert not pool.ran("vol-create")

@@ -71,6 +71,14 @@ checks:
 """
 
 
+#: bridge, host and none, as `docker network ls -q --no-trunc` lists them.
+BUILTIN_NETWORKS = [
+    "8a3f6ad06cba4b1e9c3e4f0d2a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b",
+    "5d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c",
+    "e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d2",
+]
+
+
 class FakeSession:
     """Answers the runner's commands like a healthy node, unless told not to."""
 
@@ -115,6 +123,9 @@ class FakeSession:
             parts = [self.links(), self.addresses()]
             if self.slot != "lan":
                 parts = ["\n".join(self.world.get("containers", [])), "", *parts]
+                if "docker network ls" in command and "type=custom" not in command:
+                    # Docker's own networks; bridge's ID is new at each start.
+                    parts[1] = "\n".join(BUILTIN_NETWORKS)
             return f"\n{nodes.LISTING_PART}\n".join(parts), 0
         if command.startswith("ip -j -d link show"):
             return self.links(), 0
@@ -276,6 +287,19 @@ def test_leftovers_are_cleaned_before_the_scenario_starts(lab, tmp_path):
     assert "lan still holds address 192.168.4.2/24 after the clean-up" in (
         result.message
     )
+
+
+def test_dockers_own_networks_are_never_a_scenarios_leftovers(lab, tmp_path):
+    # The lab came up before the daemon was restarted (as default-subnet
+    # does): its baseline knows none of the IDs bridge has now.
+    result, _ = run_tiny(lab, tmp_path, healthy_world())
+    assert result.status == "ok", result.message
+    # Nor does the clean-up try to remove them.
+    node = lab.config.nodes["host1"]
+    (removal,) = [
+        c for c in nodes.reset_commands(node, "eth1", {}, [], []) if "network rm" in c
+    ]
+    assert removal.startswith(nodes.NETWORKS + " |")
 
 
 def test_a_clean_lab_is_only_looked_at(lab, tmp_path):
