@@ -35,6 +35,11 @@ POOL = "default"
 POOL_FILE = Path("/etc/libvirt/storage/default.xml")
 POOL_PATH = "/var/lib/libvirt/images"
 DAEMONS = ("virtlogd", "libvirtd")
+KVM_DEVICE = Path("/dev/kvm")
+#: Starts the daemon named in $0 with an empty file over /dev/kvm, in a
+#: mount namespace of its own: nothing outside it sees the change, and the
+#: file is gone once the namespace is.
+HIDE_KVM = 'f=$(mktemp) && mount --bind "$f" /dev/kvm && rm -f "$f" && exec "$0" -d'
 #: Seconds a virsh command may take before libvirtd counts as hung.
 VIRSH_TIMEOUT = 60
 FIREWALL_TABLES = ("filter", "nat", "mangle")
@@ -231,9 +236,8 @@ class Libvirt(Provider):
             if _running(daemon):
                 continue
             self.say(f"starting {daemon} (no systemd here to start it)")
-            result = subprocess.run(
-                [daemon, "-d"], capture_output=True, text=True, check=False
-            )
+            argv = self._daemon_command(daemon)
+            result = subprocess.run(argv, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise ProviderError(
                     f"{daemon} could not be started: {result.stderr.strip()}",
@@ -250,6 +254,41 @@ class Libvirt(Provider):
                     hint="see /var/log/libvirt/libvirtd.log",
                 )
             time.sleep(0.5)
+
+    def _daemon_command(self, daemon: str) -> list[str]:
+        """How the lab starts ``daemon``.
+
+        Where the lab runs guests without KVM but a /dev/kvm exists that
+        cannot run them (nested, paravirtual), libvirtd probes QEMU with KVM
+        and then finds the device closed to its QEMU user. It then takes its
+        cached capabilities for stale and probes QEMU again, some 30 s under
+        emulation, before every domain it defines or starts. A libvirtd that
+        sees an empty file there probes without KVM once and keeps the result.
+        """
+        if (
+            daemon == "libvirtd"
+            and self.driver == "qemu"
+            and KVM_DEVICE.exists()
+            and kvm_problems(KVM_DEVICE)
+            and shutil.which("unshare")
+        ):
+            self.say(
+                "libvirtd will not see /dev/kvm: the lab's guests cannot use "
+                "KVM here, and libvirt would otherwise probe QEMU again for "
+                "every domain"
+            )
+            return [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                HIDE_KVM,
+                daemon,
+            ]
+        return [daemon, "-d"]
 
     def _stop_daemons(self, state: State) -> None:
         # Stop only what the lab started, libvirtd first.
@@ -516,7 +555,7 @@ def choose(
 
 
 def kvm_problems(
-    dev: Path = Path("/dev/kvm"), modules: Path = Path("/sys/module")
+    dev: Path = KVM_DEVICE, modules: Path = Path("/sys/module")
 ) -> list[str]:
     """Why KVM cannot run a stock guest kernel here; empty when it can."""
     if not dev.exists():

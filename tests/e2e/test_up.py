@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +90,26 @@ def test_the_box_went_into_libvirts_pool_before_vagrant_booted_the_nodes(lab):
         "Uploading base box image as volume"
         not in log.split("Bringing machine 'host1' up")[-1]
     )
+
+
+def test_libvirt_probes_qemu_once_and_keeps_what_it_found(lab):
+    state = json.loads((lab.root / ".lab" / "state.json").read_text())
+    if "libvirtd" not in state.get("made", {}).get("daemon", {}):
+        pytest.skip("the lab did not start libvirtd itself")
+    cache = Path("/var/cache/libvirt/qemu/capabilities")
+    probes = sorted(cache.glob("*.xml"))
+    x86 = [p for p in probes if "qemu-system-x86_64<" in p.read_text()]
+    assert x86, f"libvirt cached no capabilities of qemu-system-x86_64 in {cache}"
+    before = x86[0].stat().st_mtime_ns
+    # Looking a domain's capabilities up is what defining or starting one
+    # does first; a stale cache means a new probe, rewritten here.
+    subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domcapabilities", "--virttype", "qemu"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert x86[0].stat().st_mtime_ns == before, "libvirt probed QEMU again"
 
 
 def test_unknown_node_for_ssh_is_one_clear_error(lab):

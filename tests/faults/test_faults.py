@@ -36,7 +36,12 @@ def on(lab, slot: str, command: str) -> None:
 
 def start(log: Path, *args: str) -> subprocess.Popen:
     """`invoke ARGS` in its own process group, as a terminal would run it;
-    its progress (standard error) goes to ``log``."""
+    its progress (standard error) goes to ``log``.
+
+    Ctrl-C reaches it as at a terminal even when the suite itself runs in the
+    background, where the shell has set SIGINT to be ignored and every child
+    would inherit that.
+    """
     with open(log, "w") as err:
         return subprocess.Popen(
             [*INVOKE, *args],
@@ -45,6 +50,7 @@ def start(log: Path, *args: str) -> subprocess.Popen:
             stderr=err,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -410,6 +411,71 @@ def test_a_running_libvirtd_is_left_alone(monkeypatch):
         providers.subprocess, "run", lambda *a, **k: pytest.fail("ran something")
     )
     LibvirtQEMU(from_data({}))._start_daemons(state=None)
+
+
+def _unusable_kvm(tmp_path, monkeypatch, problems):
+    device = tmp_path / "kvm"
+    device.touch()
+    monkeypatch.setattr(providers, "KVM_DEVICE", device)
+    monkeypatch.setattr(providers, "kvm_problems", lambda dev: problems)
+
+
+def test_libvirtd_started_for_guests_without_kvm_does_not_see_dev_kvm(
+    tmp_path, monkeypatch
+):
+    _unusable_kvm(tmp_path, monkeypatch, ["/dev/kvm is kvm_pvm"])
+    said = []
+    provider = LibvirtQEMU(from_data({}), said.append)
+    argv = provider._daemon_command("libvirtd")
+    assert argv[:5] == ["unshare", "--mount", "--propagation", "private", "--"]
+    assert argv[-3:] == ["-c", providers.HIDE_KVM, "libvirtd"]
+    assert said == [
+        "libvirtd will not see /dev/kvm: the lab's guests cannot use KVM here, "
+        "and libvirt would otherwise probe QEMU again for every domain"
+    ]
+    assert provider._daemon_command("virtlogd") == ["virtlogd", "-d"]
+
+
+@pytest.mark.parametrize(
+    ("provider", "problems", "device"),
+    [
+        (LibvirtQEMU, [], True),  # KVM works: libvirt keeps it for others
+        (LibvirtQEMU, ["no /dev/kvm"], False),
+        (LibvirtKVM, ["/dev/kvm is kvm_pvm"], True),
+    ],
+)
+def test_libvirtd_sees_the_machine_as_it_is_otherwise(
+    tmp_path, monkeypatch, provider, problems, device
+):
+    _unusable_kvm(tmp_path, monkeypatch, problems)
+    if not device:
+        providers.KVM_DEVICE.unlink()
+    assert provider(from_data({}))._daemon_command("libvirtd") == ["libvirtd", "-d"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/dev/kvm").exists() or not shutil.which("unshare"),
+    reason="needs root, unshare and a /dev/kvm",
+)
+def test_the_daemon_sees_an_empty_file_and_nothing_else_changes(tmp_path):
+    seen = tmp_path / "seen"
+    daemon = tmp_path / "daemon"
+    daemon.write_text(f"#!/bin/sh\nstat -c '%F %s' /dev/kvm > {seen}\n")
+    daemon.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    before = os.stat("/dev/kvm")
+    subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"]
+        + [providers.HIDE_KVM, str(daemon)],
+        check=True,
+        timeout=30,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert seen.read_text() == "regular empty file 0\n"
+    after = os.stat("/dev/kvm")
+    assert (after.st_rdev, after.st_mode) == (before.st_rdev, before.st_mode)
+    assert list(scratch.iterdir()) == [], "the empty file is gone"
 
 
 def test_a_virsh_that_does_not_answer_is_a_provider_error(tmp_path, monkeypatch):
