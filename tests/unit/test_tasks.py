@@ -1,7 +1,8 @@
 """tasks.py, the thin door: arguments in, one call to the package, errors out.
 
 The verbs are replaced by recorders, so these tests parse and dispatch only;
-nothing reaches a lab.
+nothing reaches a lab. The last ones run ``verify`` itself on a fake lab, for
+the lab it takes down.
 """
 
 from __future__ import annotations
@@ -141,3 +142,74 @@ def test_an_unexpected_error_is_not_swallowed(monkeypatch):
     monkeypatch.setattr(verbs, "status", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         invoke("status")
+
+
+# verify --destroy: which labs verify takes down
+
+
+class FakeLab:
+    """A lab that is either up already or must be brought up."""
+
+    def __init__(self, ready: bool, log: list):
+        self.state = type("S", (), {"data": {"lab": {"ready": ready}}})()
+        self.log = log
+
+    def preflight(self, provider):
+        self.log.append("preflight")
+
+    def up(self, provider, choice):
+        self.log.append("up")
+
+    def close(self):
+        pass
+
+    def down(self):
+        self.log.append("down")
+
+
+@pytest.mark.parametrize(
+    ("ready", "destroy", "exit_code", "taken_down"),
+    [
+        (True, None, 0, False),  # the user's lab stays up
+        (True, None, 1, False),
+        (False, None, 0, True),  # a lab verify brought up goes
+        (False, None, 2, True),
+        (True, "always", 0, True),
+        (False, "never", 0, False),
+        (True, "on-failure", 0, False),
+        (True, "on-failure", 1, True),
+        (False, "on-failure", 2, True),
+        (False, "on-failure", 0, False),
+    ],
+)
+def test_verify_destroys_by_its_policy(
+    monkeypatch, ready, destroy, exit_code, taken_down
+):
+    log: list = []
+    monkeypatch.setattr(verbs, "Lab", lambda: FakeLab(ready, log))
+    monkeypatch.setattr(verbs, "_load", lambda lab, names: [])
+    monkeypatch.setattr(verbs, "_summary", lambda run: None)
+    monkeypatch.setattr(
+        verbs.runner,
+        "run",
+        lambda *a, **k: type("Run", (), {"exit_code": exit_code})(),
+    )
+    assert verbs.verify([], destroy=destroy) == exit_code
+    assert ("down" in log) is taken_down
+    assert ("up" in log) is (not ready)
+
+
+def test_verify_takes_down_a_lab_it_brought_up_even_when_the_run_breaks(
+    monkeypatch,
+):
+    log: list = []
+    monkeypatch.setattr(verbs, "Lab", lambda: FakeLab(False, log))
+    monkeypatch.setattr(verbs, "_load", lambda lab, names: [])
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verbs.runner, "run", broken)
+    with pytest.raises(KeyboardInterrupt):
+        verbs.verify([])
+    assert log == ["preflight", "up", "down"]
