@@ -21,9 +21,10 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 
-from invoke import Exit, Task, task
+from invoke import Exit, ParseError, Program, Task, task
 from invoke.parser import Argument
 
 from ipvlan_lab.errors import LabError, UsageError
@@ -124,6 +125,41 @@ class LabTask(Task):
                 arg.optional = True
                 arg.raw_value = None
         return args
+
+
+def _parse_errors_are_usage_errors(step):
+    """invoke's parser refuses an unknown command or flag with exit code 1 and
+    no advice. The lab says what was wrong, what to do, and exits 2, as for
+    every other bad argument. invoke loads this file before it parses the
+    commands (and before `--help NAME` is read), so wrapping those two steps
+    here covers every command line."""
+
+    @functools.wraps(step)
+    def wrapper(self):
+        try:
+            return step(self)
+        except ParseError as exc:
+            unknown = re.fullmatch(r"No idea what '(.*)' is!", str(exc))
+            if unknown:
+                word = unknown.group(1)
+                kind = "flag" if word.startswith("-") else "command"
+                message = f"unknown {kind} {word!r}"
+            else:
+                message = str(exc)
+            error = UsageError(
+                message,
+                hint="`invoke --list` lists the lab's commands; "
+                "`invoke --help COMMAND` shows a command's flags",
+            )
+            raise Exit(f"ipvlan-lab: {error}", code=error.exit_code) from None
+
+    wrapper.lab_wrapped = True
+    return wrapper
+
+
+for _step in ("parse_tasks", "parse_cleanup"):
+    if not getattr(getattr(Program, _step), "lab_wrapped", False):
+        setattr(Program, _step, _parse_errors_are_usage_errors(getattr(Program, _step)))
 
 
 @task(help={"force": "rebuild the box even if Vagrant already has it"})
