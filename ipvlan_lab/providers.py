@@ -36,10 +36,19 @@ POOL_FILE = Path("/etc/libvirt/storage/default.xml")
 POOL_PATH = "/var/lib/libvirt/images"
 DAEMONS = ("virtlogd", "libvirtd")
 KVM_DEVICE = Path("/dev/kvm")
-#: Starts the daemon named in $0 with an empty file over /dev/kvm, in a
-#: mount namespace of its own: nothing outside it sees the change, and the
-#: file is gone once the namespace is.
-HIDE_KVM = 'f=$(mktemp) && mount --bind "$f" /dev/kvm && rm -f "$f" && exec "$0" -d'
+#: Starts the daemon named in $0, in a mount namespace of its own, with an
+#: empty file over /dev/kvm and a copy of qemu.conf that turns off libvirt's
+#: per-domain /dev (which would try to carry the /dev/kvm mount into each
+#: guest's namespace and fail). Nothing outside the namespace sees either
+#: change, and both files are gone once the namespace is.
+HIDE_KVM = (
+    'f=$(mktemp) && mount --bind "$f" /dev/kvm && rm -f "$f"'
+    " && q=$(mktemp)"
+    " && sed '/^[[:space:]]*namespaces[[:space:]]*=/d' /etc/libvirt/qemu.conf"
+    ' >"$q" && echo "namespaces = []" >>"$q"'
+    ' && mount --bind "$q" /etc/libvirt/qemu.conf && rm -f "$q"'
+    ' && exec "$0" -d'
+)
 #: Seconds a virsh command may take before libvirtd counts as hung.
 VIRSH_TIMEOUT = 60
 FIREWALL_TABLES = ("filter", "nat", "mangle")

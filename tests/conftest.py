@@ -118,8 +118,11 @@ class LabHandle:
 def lab():
     """The shared lab: box built, nodes up. Taken down after the session."""
     handle = LabHandle(before=Snapshot.take())
-    handle.invoke("box", check=True, label="box")
-    handle.cold_up = handle.invoke("up", check=True, label="up (cold)")
-    yield handle
-    if not os.environ.get("IPVLAN_LAB_KEEP"):
-        handle.invoke("down", label="down (session end)")
+    try:
+        handle.invoke("box", check=True, label="box")
+        handle.cold_up = handle.invoke("up", check=True, label="up (cold)")
+        yield handle
+    finally:
+        # Also when `up` failed: what it made before failing is removed.
+        if not os.environ.get("IPVLAN_LAB_KEEP"):
+            handle.invoke("down", label="down (session end)")

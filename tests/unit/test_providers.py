@@ -453,18 +453,30 @@ def test_libvirtd_sees_the_machine_as_it_is_otherwise(
     assert provider(from_data({}))._daemon_command("libvirtd") == ["libvirtd", "-d"]
 
 
+QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+
+
 @pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/dev/kvm").exists() or not shutil.which("unshare"),
-    reason="needs root, unshare and a /dev/kvm",
+    os.geteuid() != 0
+    or not Path("/dev/kvm").exists()
+    or not QEMU_CONF.exists()
+    or not shutil.which("unshare"),
+    reason="needs root, unshare, libvirt's qemu.conf and a /dev/kvm",
 )
 def test_the_daemon_sees_an_empty_file_and_nothing_else_changes(tmp_path):
     seen = tmp_path / "seen"
     daemon = tmp_path / "daemon"
-    daemon.write_text(f"#!/bin/sh\nstat -c '%F %s' /dev/kvm > {seen}\n")
+    daemon.write_text(
+        "#!/bin/sh\n"
+        f"stat -c '%F %s' /dev/kvm > {seen}\n"
+        f"grep -c '^namespaces' {QEMU_CONF} >> {seen}\n"
+        f"tail -n 1 {QEMU_CONF} >> {seen}\n"
+    )
     daemon.chmod(0o755)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     before = os.stat("/dev/kvm")
+    conf_before = QEMU_CONF.read_bytes()
     subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"]
         + [providers.HIDE_KVM, str(daemon)],
@@ -472,10 +484,12 @@ def test_the_daemon_sees_an_empty_file_and_nothing_else_changes(tmp_path):
         timeout=30,
         env={**os.environ, "TMPDIR": str(scratch)},
     )
-    assert seen.read_text() == "regular empty file 0\n"
+    # One namespaces line, the lab's: libvirt gives guests no /dev of their own.
+    assert seen.read_text() == "regular empty file 0\n1\nnamespaces = []\n"
     after = os.stat("/dev/kvm")
     assert (after.st_rdev, after.st_mode) == (before.st_rdev, before.st_mode)
-    assert list(scratch.iterdir()) == [], "the empty file is gone"
+    assert QEMU_CONF.read_bytes() == conf_before, "qemu.conf outside is untouched"
+    assert list(scratch.iterdir()) == [], "the temporary files are gone"
 
 
 def test_a_virsh_that_does_not_answer_is_a_provider_error(tmp_path, monkeypatch):
