@@ -553,15 +553,29 @@ _Loader.add_implicit_resolver(
 )
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
     return int(loader.construct_scalar(node), 10)
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
+    """A mapping, with ``<<: *anchor`` merges as YAML defines them: the
+    mapping's own keys win over merged ones, and of several merged mappings
+    the first to give a key wins. Only the mapping's own keys may not repeat."""
     mapping = _Map()
     mapping.line = node.start_mark.line + 1
+    merged = _Map()
     for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            for source in _merge_sources(value_node):
+                for key, value in loader.construct_object(source, deep=True).items():
+                    if key not in merged:
+                        merged[key] = value
+                        merged.key_lines[key] = key_node.start_mark.line + 1
+                        merged.value_lines[key] = source.start_mark.line + 1
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
             hash(key)
@@ -576,7 +590,25 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[key] = key_node.start_mark.line + 1
         mapping.value_lines[key] = value_node.start_mark.line + 1
+    for key, value in merged.items():
+        if key not in mapping:
+            mapping[key] = value
+            mapping.key_lines[key] = merged.key_lines[key]
+            mapping.value_lines[key] = merged.value_lines[key]
     return mapping
+
+
+def _merge_sources(node: yaml.Node) -> list[yaml.MappingNode]:
+    sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    for source in sources:
+        if not isinstance(source, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "<< merges a mapping (<<: *name) or a list of them (<<: [*a, *b])",
+                source.start_mark,
+            )
+    return sources
 
 
 def _construct_list(loader: _Loader, node: yaml.SequenceNode) -> _List:
@@ -685,14 +717,26 @@ class _Reader:
             self.fail(line, f"{label} must be a list, not {_type_name(value)}")
         return value
 
-    def known_keys(self, data: _Map, allowed: tuple[str, ...], subject: str) -> None:
+    def known_keys(
+        self,
+        data: _Map,
+        allowed: tuple[str, ...],
+        subject: str,
+        extensions: bool = False,
+    ) -> None:
+        """Refuse keys not in ``allowed``; with ``extensions``, keys named
+        ``x-...`` are free (a place for YAML anchors, as in Compose files)."""
         for key in data:
-            if key not in allowed:
-                self.fail(
-                    data.key_lines[key],
-                    f"unknown key {_type_name(key)} in {subject} "
-                    f"(expected one of: {', '.join(allowed)})",
-                )
+            if key in allowed:
+                continue
+            if extensions and isinstance(key, str) and key.startswith("x-"):
+                continue
+            also = ", or x-NAME for parts to share" if extensions else ""
+            self.fail(
+                data.key_lines[key],
+                f"unknown key {_type_name(key)} in {subject} "
+                f"(expected one of: {', '.join(allowed)}{also})",
+            )
 
     def require(self, data: _Map, key: str, subject: str, what: str) -> Any:
         if data.get(key) is None:
@@ -785,7 +829,7 @@ class _Reader:
     def scenario(self, data: Any, stem: str) -> Scenario:
         data = self.mapping(data, getattr(data, "line", 1), "a scenario")
         subject = "the scenario"
-        self.known_keys(data, TOP_KEYS, subject)
+        self.known_keys(data, TOP_KEYS, subject, extensions=True)
         name = self.text(data, "name", subject, required=True)
         if name != stem:
             self.fail(

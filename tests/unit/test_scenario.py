@@ -307,6 +307,23 @@ def test_yaml_12_scalars(tmp_path, context):
     )
 
 
+def test_shared_parts_merge_as_yaml_defines(context):
+    first, second, third = load_scenario(DATA / "good" / "anchors.yaml", context).steps
+    assert (first.nodes, first.timeout, first.title) == (
+        ["host1", "host2"],
+        30,
+        "On both hosts",
+    )
+    # The first merged part gives the timeout and title; the second the nodes.
+    assert (second.nodes, second.timeout, second.title) == (
+        ["host1", "host2"],
+        90,
+        "a slow step",
+    )
+    # A step's own key wins over a merged one.
+    assert (third.nodes, third.timeout) == (["lan"], 30)
+
+
 # The catalogue of bad files
 
 
