@@ -194,6 +194,7 @@ class Libvirt(Provider):
     def vagrant_settings(self) -> dict:
         settings = super().vagrant_settings()
         settings["libvirt_driver"] = self.driver
+        settings["libvirt_description"] = domain_description()
         return settings
 
     def subnets(self) -> dict[str, ipaddress.IPv4Network]:
@@ -441,18 +442,32 @@ class Libvirt(Provider):
             f"({time.monotonic() - started:.0f} s)"
         )
 
-    def _domains(self) -> list[str]:
+    def _domains(self, ours: bool = True) -> list[str]:
+        """The domains named like the lab's nodes that carry this checkout's
+        description (``ours``), or those that do not: another checkout's."""
         names = _virsh("list", "--all", "--name", check=False).stdout.split()
-        return [name for name in names if name.startswith(self.prefix)]
+        return [
+            name
+            for name in names
+            if name.startswith(self.prefix)
+            and (_domain_description(name) == domain_description()) == ours
+        ]
 
     def _volumes(self) -> list[str]:
-        """The pool's volumes that are the lab's: node disks and the box."""
+        """The pool's volumes that are the lab's: the disks of its nodes (not
+        those of another checkout's running nodes of the same names) and the
+        box, unless a disk that stays is built on it."""
         if not _pool_exists():
             return []
         box = _volume_name(self.box()["name"])
         listed = _virsh("vol-list", "--pool", POOL, check=False).stdout
         names = [line.split()[0] for line in listed.splitlines()[2:] if line.split()]
-        return [n for n in names if n.startswith((self.prefix, box))]
+        others = {f"{name}.img" for name in self._domains(ours=False)}
+        disks = [n for n in names if n.startswith(self.prefix) and n not in others]
+        staying = [n for n in names if n not in disks and not n.startswith(box)]
+        backing = {Path(path).name for path in map(_volume_backing, staying) if path}
+        boxes = [n for n in names if n.startswith(box) and n not in backing]
+        return disks + boxes
 
     def leftovers(self) -> list[str]:
         found = []
@@ -581,6 +596,28 @@ def kvm_problems(
     if not any((modules / m).exists() for m in ("kvm_intel", "kvm_amd")):
         return ["neither kvm_intel nor kvm_amd is loaded"]
     return []
+
+
+def domain_description() -> str:
+    """What this checkout writes into its nodes' libvirt descriptions, so that
+    `down` removes its own nodes and never another checkout's of the same
+    names."""
+    checkout = uuid.uuid5(uuid.NAMESPACE_URL, f"ipvlan-lab:{PROJECT}:domains")
+    return f"ipvlan-lab node ({checkout})"
+
+
+def _domain_description(name: str) -> str:
+    return _virsh("desc", name, check=False).stdout.strip()
+
+
+def _volume_backing(name: str) -> str | None:
+    """The path of the image a pool volume is built on, if any."""
+    xml = _virsh("vol-dumpxml", "--pool", POOL, name, check=False).stdout
+    try:
+        found = ET.fromstring(xml).find("backingStore/path")
+    except ET.ParseError:
+        return None
+    return found.text if found is not None else None
 
 
 def network_uuid(name: str) -> str:

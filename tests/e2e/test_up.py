@@ -112,6 +112,23 @@ def test_libvirt_probes_qemu_once_and_keeps_what_it_found(lab):
     assert x86[0].stat().st_mtime_ns == before, "libvirt probed QEMU again"
 
 
+def test_the_nodes_carry_this_checkouts_mark(lab):
+    state = json.loads((lab.root / ".lab" / "state.json").read_text())
+    if "libvirt" not in state["lab"]["provider"]:
+        pytest.skip("only libvirt nodes carry the mark")
+    from ipvlan_lab.providers import domain_description
+
+    prefix = lab.lab().config.data["network"]["name"] + "_"
+    for slot in ("host1", "host2", "lan"):
+        described = subprocess.run(
+            ["virsh", "-c", "qemu:///system", "desc", prefix + slot],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert described.stdout.strip() == domain_description(), described.stderr
+
+
 def test_unknown_node_for_ssh_is_one_clear_error(lab):
     result = lab.invoke("ssh", "host3")
     assert result.returncode == 2

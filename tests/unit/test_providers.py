@@ -6,12 +6,14 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from ipvlan_lab import providers
+from ipvlan_lab.config import PROJECT as ROOT
 from ipvlan_lab.config import from_data
 from ipvlan_lab.errors import ConfigError, ProviderError
 from ipvlan_lab.providers import (
@@ -19,6 +21,7 @@ from ipvlan_lab.providers import (
     LibvirtQEMU,
     VirtualBox,
     choose,
+    domain_description,
     isolated_network_xml,
     kvm_problems,
     management_network_xml,
@@ -214,6 +217,8 @@ class FakeLibvirt:
     def __init__(self, monkeypatch, networks: dict[str, str]):
         self.networks = dict(networks)
         self.domains: list[str] = []
+        #: Domains named like the lab's that another checkout made.
+        self.foreign: set[str] = set()
         self.calls: list[tuple[str, ...]] = []
         monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
         monkeypatch.setattr(providers, "_pool_exists", lambda: False)
@@ -233,6 +238,8 @@ class FakeLibvirt:
         if args[0] == "undefine":
             self.domains.remove(args[1])
         out = "\n".join(self.domains) if args[0] == "list" else ""
+        if args[0] == "desc":
+            out = "" if args[1] in self.foreign else domain_description()
         return subprocess.CompletedProcess(args, 0, stdout=out, stderr="")
 
 
@@ -267,6 +274,23 @@ def test_down_removes_a_node_vagrant_lost_track_of(tmp_path, monkeypatch):
     assert libvirt.domains == ["someone-elses-vm"]
     assert "removing libvirt domain ipvlan-lab_host2 (Vagrant did not)" in said
     assert left == []
+
+
+def test_down_leaves_another_checkouts_nodes_of_the_same_names(tmp_path, monkeypatch):
+    libvirt = FakeLibvirt(monkeypatch, {})
+    libvirt.domains = ["ipvlan-lab_host1", "ipvlan-lab_host2"]
+    libvirt.foreign = {"ipvlan-lab_host1"}
+    LibvirtQEMU(from_data({}), say=lambda _: None).teardown(State(tmp_path))
+    assert ("destroy", "ipvlan-lab_host1") not in libvirt.calls
+    assert libvirt.domains == ["ipvlan-lab_host1"]
+
+
+def test_the_vagrantfile_gets_the_description_that_marks_the_nodes():
+    settings = LibvirtQEMU(from_data({})).vagrant_settings()
+    assert settings["libvirt_description"] == domain_description()
+    assert str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipvlan-lab:{ROOT}:domains")) in (
+        domain_description()
+    )
 
 
 def test_a_network_the_lab_recorded_making_is_its_own(tmp_path, monkeypatch):
@@ -533,14 +557,20 @@ def test_the_labs_own_bridges_come_from_libvirt(tmp_path, monkeypatch):
 # The box's copy in libvirt's pool
 
 
+BOX_COPY = "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_0_box.img"
+
+
 class FakePool:
     """A storage pool holding the box's copy and a node disk."""
 
-    def __init__(self, monkeypatch, tmp_path, *, domains=(), copied_at=1000.0):
+    def __init__(
+        self, monkeypatch, tmp_path, *, domains=(), foreign=(), copied_at=1000.0
+    ):
         self.deleted: list[str] = []
         self.domains = list(domains)
+        self.foreign = set(foreign)
         self.volumes = {
-            "ipvlan-lab-VAGRANTSLASH-debian12_vagrant_box_image_0_box.img": copied_at,
+            BOX_COPY: copied_at,
             "ipvlan-lab_host1.img": copied_at,
         }
         monkeypatch.setattr(providers, "_virsh_ok", lambda: True)
@@ -560,6 +590,14 @@ class FakePool:
     def virsh(self, *args, stdin=None, check=True):
         if args[0] == "list":
             out = "\n".join(self.domains)
+        elif args[0] == "desc":
+            out = "" if args[1] in self.foreign else domain_description()
+        elif args[0] == "vol-dumpxml" and args[-1].endswith("_host1.img"):
+            # The node disk is built on the box.
+            out = (
+                "<volume><backingStore><path>/var/lib/libvirt/images/"
+                f"{BOX_COPY}</path></backingStore></volume>"
+            )
         elif args[0] == "vol-list":
             rows = [f" {name}  /var/lib/libvirt/images/{name}" for name in self.volumes]
             out = " Name   Path\n----------\n" + "\n".join(rows)
@@ -586,6 +624,20 @@ def test_a_copy_newer_than_the_box_is_kept(tmp_path, monkeypatch):
     pool.add_box()
     LibvirtQEMU(from_data({}), say=lambda _: None).refresh_box()
     assert pool.deleted == []
+
+
+def test_another_checkouts_disks_and_the_box_under_them_are_not_the_labs(
+    tmp_path, monkeypatch
+):
+    pool = FakePool(monkeypatch, tmp_path, domains=["ipvlan-lab_host1"])
+    pool.foreign = {"ipvlan-lab_host1"}
+    assert LibvirtQEMU(from_data({}))._volumes() == []
+    # Once that node is gone, its disk and the box are the lab's to remove.
+    pool.domains = []
+    assert sorted(LibvirtQEMU(from_data({}))._volumes()) == [
+        BOX_COPY,
+        "ipvlan-lab_host1.img",
+    ]
 
 
 def test_the_copy_is_kept_while_nodes_may_be_backed_by_it(tmp_path, monkeypatch):
