@@ -152,7 +152,7 @@ class Config:
 
     def lan_addresses(self) -> list[str]:
         """What the LAN node holds: its own address and, on the lab's own
-        machines, the gateway's. On machines of your own (provider ``ssh``)
+        machines, the gateway's. On machines of your own (provider ``existing``)
         the LAN's router holds the gateway."""
         prefix = self.subnet.prefixlen
         own = self.data["nodes"]["lan"]["address"]

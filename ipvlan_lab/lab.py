@@ -86,7 +86,7 @@ class Lab:
 
     def machines(self, provider: Provider) -> Machines | ExistingMachines:
         """The Vagrant environment for ``provider``, or the user's own
-        machines for provider ``ssh``."""
+        machines for provider ``existing``."""
         if provider.keeps_machines:
             return ExistingMachines(self.config)
         return Machines(self.config, provider.name, self.dir)
@@ -330,20 +330,37 @@ class Lab:
             state.clear()
             return []
         left = []
+        # One session a machine, made here and not in the threads below: from
+        # the address `up` noted, or from lab.yaml if `up` stopped before that.
+        self.close()
+        machines = ExistingMachines(self.config)
+        for slot in SLOTS:
+            known = state.nodes.get(slot, {}).get("ssh")
+            target = SSHTarget(**known) if known else machines.target(slot)
+            self._sessions[slot] = Session(slot, target)
 
         def restore(slot: str) -> None:
             node, facts = self.config.nodes[slot], state.nodes.get(slot, {})
+            session = self._sessions[slot]
             try:
-                session = self.sessions()[slot]
                 session.open()
                 if facts.get("nic"):
+                    run = session.run
                     nodes.reset(
-                        lambda command, timeout: session.run(command, timeout),
+                        lambda command, timeout: run(command, timeout),
                         node,
                         facts["nic"],
                         facts.get("baseline", {}),
                         nodes.kept_addresses(self.config, slot, facts),
                     )
+                    listed = run(nodes.leftover_listing(node, facts["nic"]), 60)
+                    for thing in nodes.leftovers(
+                        node,
+                        facts.get("baseline", {}),
+                        listed.stdout,
+                        nodes.kept_addresses(self.config, slot, facts),
+                    ):
+                        left.append(f"{slot}: {thing}")
                 for line in nodes.restore(session, node).splitlines()[:-1]:
                     console.say(line)
             except LabError as exc:

@@ -156,7 +156,7 @@ def _tail(path: Path, lines: int = 12) -> str:
 
 
 class ExistingMachines:
-    """The user's own machines (provider ``ssh``), with :class:`Machines`'s
+    """The user's own machines (provider ``existing``), with :class:`Machines`'s
     interface: they are reached, never made or removed."""
 
     #: Seconds to wait for a machine's SSH port.

@@ -20,7 +20,7 @@ from .parsing import Link, find_nic, parse_addresses, parse_links
 from .results import CommandRecord
 
 PROVISION = PROJECT / "provision"
-REMOTE_DIR = "/tmp/ipvlan-lab"
+REMOTE_PREFIX = "ipvlan-lab"
 #: Link kinds a scenario may create; anything of these kinds not in the
 #: baseline is removed before the next scenario.
 SCENARIO_LINK_KINDS = ("vlan", "ipvlan", "macvlan", "dummy")
@@ -63,7 +63,7 @@ def provision(
     session: Session, config: Config, node: Node, nic: str, own: bool = False
 ) -> str:
     """Run the node's provision script; its output, or a NodeError. ``own``:
-    the node is a machine of the user's (provider ``ssh``)."""
+    the node is a machine of the user's (provider ``existing``)."""
     script = "lan.sh" if node.role == "lan" else "node.sh"
     env = {
         "LAB_NODE": node.slot,
@@ -100,14 +100,26 @@ def _run_script(
     session: Session, script: str, env: dict[str, str], timeout: float
 ) -> CommandRecord:
     """Copy a script of ``provision/`` (and what it sources) to the node and
-    run it there as root with ``env``."""
-    session.run(f"mkdir -p {REMOTE_DIR}")
-    for name in (script, "baseline.sh"):
-        session.put(PROVISION / name, f"{REMOTE_DIR}/{name}")
-    assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    return session.run(
-        f"sudo -n env {assignments} bash {REMOTE_DIR}/{script}", timeout=timeout
-    )
+    run it there as root with ``env``. The copies go to a new folder only the
+    SSH user can write (on a shared machine no one else can swap them before
+    root runs them), removed afterwards."""
+    made = session.run(f"mktemp -d /tmp/{REMOTE_PREFIX}.XXXXXX", timeout=30)
+    folder = made.stdout.strip()
+    if made.exit_status != 0 or not folder.startswith(f"/tmp/{REMOTE_PREFIX}."):
+        raise NodeError(
+            f"{session.slot}: cannot make a folder for the lab's scripts: "
+            f"{(made.stdout + made.stderr).strip()[-200:]}",
+            hint=f"check that /tmp on {session.slot} is writable and not full",
+        )
+    try:
+        for name in (script, "baseline.sh"):
+            session.put(PROVISION / name, f"{folder}/{name}")
+        assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        return session.run(
+            f"sudo -n env {assignments} bash {folder}/{script}", timeout=timeout
+        )
+    finally:
+        session.run(f"rm -rf {folder}", timeout=30)
 
 
 def restore(session: Session, node: Node) -> str:
@@ -115,13 +127,15 @@ def restore(session: Session, node: Node) -> str:
     (``provision/restore.sh``); its output, or a NodeError."""
     record = _run_script(session, "restore.sh", {"LAB_NODE": node.slot}, 300)
     output = (record.stdout + record.stderr).strip()
-    if record.exit_status != 0 or not output.endswith("restored"):
+    # Success is the script's last word on stdout; stderr may carry warnings
+    # (sudo's "unable to resolve host ...", for one).
+    if record.exit_status != 0 or not record.stdout.rstrip().endswith("restored"):
         raise NodeError(
             f"{node.slot} is not fully restored: {output[-400:]}",
             hint=f"see /var/lib/ipvlan-lab/changes on {node.slot}; `invoke down` "
             "again once it is fixed",
         )
-    return output
+    return record.stdout.strip()
 
 
 def reset(

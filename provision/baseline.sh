@@ -20,7 +20,7 @@ finish() {
 }
 
 # note: write down a change the script made, once, so that restore.sh can
-# undo it on a machine of the user's (LAB_MACHINE=own, provider ssh). The
+# undo it on a machine of the user's (LAB_MACHINE=own, provider existing). The
 # lab's own VMs go whole: nothing is noted there.
 LAB_STATE_DIR=${LAB_STATE_DIR:-/var/lib/ipvlan-lab}
 note() {
@@ -31,7 +31,7 @@ note() {
 }
 
 # LAB_MACHINE: vm (the lab's own, the default) or own (the user's machine,
-# provider ssh), where the scripts never take away what they did not add.
+# provider existing), where the scripts never take away what they did not add.
 : "${LAB_MACHINE:=vm}"
 case "$LAB_MACHINE" in
     vm | own) ;;

@@ -153,6 +153,13 @@ ensure_docker_running() {
         fi
         sleep 2
     done
+    # The lab runs docker as the SSH user, without sudo (the Docker SDK over
+    # `docker system dial-stdio` too): that user must be in the docker group.
+    local user=${SUDO_USER:-root}
+    if [ "$user" != root ] && ! id -nG "$user" | tr ' ' '\n' | grep -qx docker; then
+        problem "$user, the lab's SSH user, cannot use Docker without sudo" \
+            "add it to the docker group (usermod -aG docker $user) on $LAB_NODE"
+    fi
 }
 
 ensure_busybox_image() {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Undo what node.sh and lan.sh changed on a machine that outlives the lab
-# (provider ssh), newest change first, from the notes they left in
+# (provider existing), newest change first, from the notes they left in
 # /var/lib/ipvlan-lab/changes. The lab runs this as root over SSH from
 # `invoke down`, after it has removed what the scenarios left.
 #
@@ -81,11 +81,19 @@ undo() {
 
 if [ -f "$state/changes" ]; then
     # Newest first: the resolver before the packages, an address before its
-    # link goes down.
+    # link goes down. A change that could not be undone stays noted, so that
+    # the next `invoke down` tries it again.
+    kept=()
     while read -r what arg nic; do
+        before=$problems
         undo "$what" "$arg" "$nic"
+        [ "$problems" -eq "$before" ] || kept=("$what${arg:+ $arg}${nic:+ $nic}" "${kept[@]}")
     done < <(tac "$state/changes")
-    rm -f "$state/changes"
+    if [ ${#kept[@]} -eq 0 ]; then
+        rm -f "$state/changes"
+    else
+        printf '%s\n' "${kept[@]}" >"$state/changes"
+    fi
 fi
 rmdir "$state" 2>/dev/null || true
 

@@ -458,7 +458,8 @@ class _Guest:
             return SimpleNamespace(
                 stdout=self.output, stderr="", exit_status=self.status
             )
-        return SimpleNamespace(stdout="", stderr="", exit_status=0)
+        made = "/tmp/ipvlan-lab.x1y2z3\n" if command.startswith("mktemp") else ""
+        return SimpleNamespace(stdout=made, stderr="", exit_status=0)
 
     def put(self, local: Path, remote: str) -> None:
         assert local.is_file()
@@ -469,7 +470,10 @@ def guest_kernel(case, tmp_path, monkeypatch):
     config = from_data({})
     node = config.nodes[case.spec["node"]]
     guest = _Guest(case.spec["output"], 1)
-    nodes.provision(guest, config, node, "eth1")
+    try:
+        nodes.provision(guest, config, node, "eth1")
+    finally:
+        assert guest.ran[-1] == "rm -rf /tmp/ipvlan-lab.x1y2z3", "scripts removed"
 
 
 @in_process

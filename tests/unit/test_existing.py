@@ -96,6 +96,20 @@ def test_restore_names_a_note_it_does_not_know(tmp_path):
     assert done.stdout.splitlines()[-1] == "restore failed: 1 problem(s)"
 
 
+def test_a_change_that_could_not_be_undone_stays_noted(tmp_path):
+    state = tmp_path / "state"
+    made = tmp_path / "made.conf"
+    made.write_text("x\n")
+    note(state, "own", f"'file {made}'", "'mystery thing'", "'package docker.io'")
+    done = restore(state)
+    assert done.returncode == 1
+    assert not made.exists(), "what could be undone was"
+    # Only the note that failed is left, for the next `invoke down`.
+    assert (state / "changes").read_text() == "mystery thing\n"
+    again = restore(state)
+    assert "an unknown note: mystery thing" in again.stdout
+
+
 # The machines, and the provider
 
 
