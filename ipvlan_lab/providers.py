@@ -42,11 +42,11 @@ KVM_DEVICE = Path("/dev/kvm")
 #: guest's namespace and fail). Nothing outside the namespace sees either
 #: change, and both files are gone once the namespace is.
 HIDE_KVM = (
-    'f=$(mktemp) && mount --bind "$f" /dev/kvm && rm -f "$f"'
-    " && q=$(mktemp)"
+    'f=$(mktemp) && q=$(mktemp) && trap \'rm -f "$f" "$q"\' EXIT'
+    ' && mount --bind "$f" /dev/kvm'
     " && sed '/^[[:space:]]*namespaces[[:space:]]*=/d' /etc/libvirt/qemu.conf"
     ' >"$q" && echo "namespaces = []" >>"$q"'
-    ' && mount --bind "$q" /etc/libvirt/qemu.conf && rm -f "$q"'
+    ' && mount --bind "$q" /etc/libvirt/qemu.conf && rm -f "$f" "$q"'
     ' && exec "$0" -d'
 )
 #: Seconds a virsh command may take before libvirtd counts as hung.
@@ -248,6 +248,17 @@ class Libvirt(Provider):
             self.say(f"starting {daemon} (no systemd here to start it)")
             argv = self._daemon_command(daemon)
             result = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if result.returncode != 0 and argv[0] == "unshare":
+                # No mount namespace allowed here: libvirtd as it is, slower.
+                self.say(
+                    f"{daemon} cannot be given a /dev/kvm of its own here "
+                    f"({result.stderr.strip()[-200:] or 'unshare failed'}); "
+                    "starting it as it is"
+                )
+                argv = [daemon, "-d"]
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, check=False
+                )
             if result.returncode != 0:
                 raise ProviderError(
                     f"{daemon} could not be started: {result.stderr.strip()}",

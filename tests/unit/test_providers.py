@@ -201,7 +201,6 @@ def test_each_network_carries_the_uuid_the_lab_gives_its_name():
     ):
         root = ET.fromstring(xml)
         assert root.findtext("uuid") == network_uuid(root.findtext("name"))
-    assert network_uuid("ipvlan-lab") == network_uuid("ipvlan-lab")
     assert network_uuid("ipvlan-lab") != network_uuid("ipvlan-lab-mgmt")
 
 
@@ -435,6 +434,34 @@ def test_a_running_libvirtd_is_left_alone(monkeypatch):
         providers.subprocess, "run", lambda *a, **k: pytest.fail("ran something")
     )
     LibvirtQEMU(from_data({}))._start_daemons(state=None)
+
+
+def test_libvirtd_starts_as_it_is_where_no_mount_namespace_is_allowed(
+    tmp_path, monkeypatch
+):
+    _unusable_kvm(tmp_path, monkeypatch, ["/dev/kvm is kvm_pvm"])
+    answers = iter([False, True])
+    monkeypatch.setattr(providers, "_virsh_ok", lambda: next(answers))
+    monkeypatch.setattr(providers, "_pid1", lambda: "init")
+    monkeypatch.setattr(providers, "_running", lambda daemon: daemon == "virtlogd")
+    monkeypatch.setattr(providers, "_wait_pid", lambda daemon: 4242)
+    ran = []
+
+    def run(argv, **kwargs):
+        ran.append(argv)
+        failed = argv[0] == "unshare"
+        return subprocess.CompletedProcess(
+            argv, 1 if failed else 0, "", "unshare: Operation not permitted"
+        )
+
+    monkeypatch.setattr(providers.subprocess, "run", run)
+    said = []
+    state = State(tmp_path / "lab")
+    LibvirtQEMU(from_data({}), said.append)._start_daemons(state)
+    assert [argv[0] for argv in ran] == ["unshare", "libvirtd"]
+    assert ran[-1] == ["libvirtd", "-d"]
+    assert any("starting it as it is" in line for line in said), said
+    assert state.made("daemon")["libvirtd"]["pid"] == 4242
 
 
 def _unusable_kvm(tmp_path, monkeypatch, problems):
