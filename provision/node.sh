@@ -121,7 +121,12 @@ ensure_docker_installed() {
                     "read /tmp/node-docker-install.log on $LAB_NODE"
                 return 1
             fi
-            note "package $package"
+            if [ -n "$current" ]; then
+                # The user's Docker, moved to the lab's version: say what it was.
+                note "package-version $package $current"
+            else
+                note "package $package"
+            fi
             ;;
         none)
             if command -v dockerd >/dev/null; then
@@ -140,8 +145,13 @@ ensure_docker_installed() {
 ensure_docker_running() {
     # Enabling costs seconds under emulation: only when Docker is not running.
     if ! systemctl is-active --quiet docker.service; then
-        systemctl enable --now docker.service >/dev/null 2>&1 || true
-        note "started docker.service"
+        if systemctl is-enabled --quiet docker.service 2>/dev/null; then
+            systemctl start docker.service >/dev/null 2>&1 || true
+            note "started-only docker.service"
+        else
+            systemctl enable --now docker.service >/dev/null 2>&1 || true
+            note "started docker.service"
+        fi
     fi
     # dockerd takes seconds to answer under emulation: wait up to a minute.
     local deadline=$((SECONDS + 60))

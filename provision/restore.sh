@@ -68,9 +68,18 @@ undo() {
             systemctl disable --now "$arg" >/dev/null 2>&1 || true
             echo "$LAB_NODE: stopped $arg, which was not running before"
             ;;
+        started-only)
+            # Enabled but stopped before the lab: stopped again, still enabled.
+            systemctl stop "$arg" >/dev/null 2>&1 || true
+            echo "$LAB_NODE: stopped $arg, which was not running before"
+            ;;
         package)
             echo "$LAB_NODE: kept $arg, which the lab installed" \
                 "(apt-get purge $arg removes it)"
+            ;;
+        package-version)
+            echo "$LAB_NODE: kept $arg at the lab's version; it was $nic" \
+                "(apt-get install --allow-downgrades $arg=$nic puts it back)"
             ;;
         *)
             problem "an unknown note: $what $arg $nic" \

@@ -82,6 +82,18 @@ def test_restore_undoes_the_notes_newest_first(tmp_path):
     assert not state.exists(), "the notes go once they are undone"
 
 
+def test_a_docker_the_lab_moved_to_its_version_is_named_with_the_old_one(tmp_path):
+    state = tmp_path / "state"
+    note(state, "own", "'package-version docker-ce 5:24.0.7-1~debian.12~bookworm'")
+    done = restore(state)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[0] == (
+        "host1: kept docker-ce at the lab's version; it was "
+        "5:24.0.7-1~debian.12~bookworm (apt-get install --allow-downgrades "
+        "docker-ce=5:24.0.7-1~debian.12~bookworm puts it back)"
+    )
+
+
 def test_restore_with_nothing_noted_has_nothing_to_do(tmp_path):
     done = restore(tmp_path / "never-made")
     assert (done.returncode, done.stdout) == (0, "restored\n")
