@@ -157,9 +157,9 @@ def _parse_errors_are_usage_errors(step):
     return wrapper
 
 
-for _step in ("parse_tasks", "parse_cleanup"):
-    if not getattr(getattr(Program, _step), "lab_wrapped", False):
-        setattr(Program, _step, _parse_errors_are_usage_errors(getattr(Program, _step)))
+if not getattr(Program.parse_tasks, "lab_wrapped", False):
+    Program.parse_tasks = _parse_errors_are_usage_errors(Program.parse_tasks)
+    Program.parse_cleanup = _parse_errors_are_usage_errors(Program.parse_cleanup)
 
 
 @task(help={"force": "rebuild the box even if Vagrant already has it"})

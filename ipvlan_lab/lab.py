@@ -345,22 +345,11 @@ class Lab:
             try:
                 session.open()
                 if facts.get("nic"):
-                    run = session.run
-                    nodes.reset(
-                        lambda command, timeout: run(command, timeout),
-                        node,
-                        facts["nic"],
-                        facts.get("baseline", {}),
-                        nodes.kept_addresses(self.config, slot, facts),
-                    )
-                    listed = run(nodes.leftover_listing(node, facts["nic"]), 60)
-                    for thing in nodes.leftovers(
-                        node,
-                        facts.get("baseline", {}),
-                        listed.stdout,
-                        nodes.kept_addresses(self.config, slot, facts),
-                    ):
-                        left.append(f"{slot}: {thing}")
+                    nic, base = facts["nic"], facts.get("baseline", {})
+                    kept = nodes.kept_addresses(self.config, slot, facts)
+                    nodes.reset(session.run, node, nic, base, kept)
+                    found, _ = nodes.left_on(session.run, node, nic, base, kept)
+                    left.extend(f"{slot}: {thing}" for thing in found)
                 for line in nodes.restore(session, node).splitlines()[:-1]:
                     console.say(line)
             except LabError as exc:

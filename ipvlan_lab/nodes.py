@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from .config import PROJECT, Config, Node
 from .connections import Session
-from .errors import NodeError
+from .errors import LabError, NodeError
 from .parsing import Link, find_nic, parse_addresses, parse_links
 from .results import CommandRecord
 
@@ -261,6 +261,26 @@ def leftover_listing(node: Node, nic: str) -> str:
         parts += ["docker ps -aq --no-trunc", NETWORKS]
     parts += ["ip -j -d link show", f"ip -j addr show dev {shlex.quote(nic)}"]
     return f"set -e; {f'; echo {LISTING_PART}; '.join(parts)}"
+
+
+def left_on(
+    run: Callable[[str, float], CommandRecord],
+    node: Node,
+    nic: str,
+    base: dict,
+    addresses: list[str],
+) -> tuple[list[str], CommandRecord]:
+    """What scenarios made that still stands on ``node``, listed with
+    ``run(command, timeout)``, and the listing's record. A node that cannot be
+    listed holds "nothing it can list (why)": it is not known to be clean."""
+    record = run(leftover_listing(node, nic), 60)
+    if record.exit_status != 0:
+        said = (record.stderr.strip().splitlines() or ["no output"])[-1]
+        return [f"nothing it can list ({said})"], record
+    try:
+        return leftovers(node, base, record.stdout, addresses), record
+    except LabError as exc:
+        return [f"nothing it can list ({exc.message})"], record
 
 
 def leftovers(node: Node, base: dict, output: str, addresses: list[str]) -> list[str]:

@@ -312,25 +312,15 @@ class ScenarioRun:
         return [r for slot in SLOTS for r in found[slot]]
 
     def _leftovers(self, slot: str) -> tuple[list[str], CommandRecord]:
-        node = self.lab.config.nodes[slot]
-        record = self.run_on(
-            slot, nodes.leftover_listing(node, self.facts[slot]["nic"]), 60
+        found, record = nodes.left_on(
+            lambda command, timeout: self.run_on(slot, command, timeout),
+            self.lab.config.nodes[slot],
+            self.facts[slot]["nic"],
+            self.facts[slot].get("baseline", {}),
+            self._kept_addresses(slot),
         )
-        if record.exit_status != 0:
-            if slot in self.unhealthy:
-                return [], record
-            said = (record.stderr.strip().splitlines() or ["no output"])[-1]
-            return [f"nothing it can list ({said})"], record
-        try:
-            found = nodes.leftovers(
-                node,
-                self.facts[slot].get("baseline", {}),
-                record.stdout,
-                self._kept_addresses(slot),
-            )
-        except LabError as exc:
-            found = [f"nothing it can list ({exc.message})"]
-        return found, record
+        # A node lost meanwhile is already a lab fault, not an unclean one.
+        return ([] if slot in self.unhealthy else found), record
 
     def _reset(self, slot: str) -> list[CommandRecord]:
         """Run the clean-up commands on one node."""
