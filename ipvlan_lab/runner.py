@@ -714,8 +714,10 @@ def observe_resolve(sr: ScenarioRun, check: Check, expected: str) -> Observation
     wanted = check.params.get("address")
     if matched and wanted and wanted not in parsed.addresses:
         matched = False
-    if observed == "no-answer" or record.exit_status is None:
-        # No server answered, or nslookup did not finish: no lookup was seen.
+    unanswered = observed == "no-answer" and expected != "no-answer"
+    if record.exit_status is None or unanswered:
+        # nslookup did not finish, or no server answered where an answer was
+        # expected: nothing was learnt about the name.
         matched = None
     observation = Observation(observed, matched, [record])
     observation.evidence["answer"] = (record.stdout + record.stderr).strip()

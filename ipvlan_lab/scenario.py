@@ -49,7 +49,7 @@ DEFAULT_DNS_SERVER = "127.0.0.11"
 ALL_HOSTS = "hosts"
 
 POSITIVE = ("reachable", "resolves")
-NEGATIVE = ("unreachable", "nxdomain")
+NEGATIVE = ("unreachable", "nxdomain", "no-answer")
 
 TOP_KEYS = (
     "name",
@@ -149,8 +149,8 @@ KINDS: dict[str, Kind] = {
             {"name": "container", "server": "address", "address": "address"},
             ("name",),
             target_param="name",
-            words=("resolves", "nxdomain"),
-            expect_help="resolves or nxdomain",
+            words=("resolves", "nxdomain", "no-answer"),
+            expect_help="resolves, nxdomain or no-answer",
         ),
         Kind(
             "command",
@@ -265,7 +265,8 @@ class Expectation:
 
     @property
     def negative(self) -> bool:
-        """Whether it expects something not to happen (unreachable, nxdomain)."""
+        """Whether it expects something not to happen (unreachable, nxdomain,
+        no-answer)."""
         return self.value in NEGATIVE
 
     @property

@@ -6,7 +6,7 @@ observed with the scenario's expectation on today's stack; its *verdict*
 compares it with what the document claims. The two rules that are easy to
 get wrong live here:
 
-* a negative result (unreachable, nxdomain) counts only beside a positive
+* a negative result (unreachable, nxdomain, no-answer) counts only beside a positive
   control from the same source that passed; otherwise the lab, not the
   network under test, may be what failed, and the outcome is ``lab-fault``;
 * for ``ping`` and ``resolve`` the verdict compares the observation with what
@@ -87,9 +87,9 @@ def verdict_of(check: Check, outcome: str, observed: str | None) -> str | None:
 
     ``lab-fault`` and ``skipped`` carry over from the outcome. A ``ping`` or
     ``resolve`` is ``confirmed`` when ``observed`` (reachable, unreachable,
-    resolves, nxdomain) is what the claim says, else ``refuted``. Any other
-    kind is ``confirmed`` when it passed and the claim is expected to hold, or
-    failed and it is not; ``refuted`` otherwise.
+    resolves, nxdomain, no-answer) is what the claim says, else ``refuted``.
+    Any other kind is ``confirmed`` when it passed and the claim is expected
+    to hold, or failed and it is not; ``refuted`` otherwise.
     """
     if check.claim is None:
         return None

@@ -26,6 +26,7 @@ from ..results import (
     RunResult,
     ScenarioResult,
 )
+from ..scenario import NEGATIVE
 from . import ledger as claims
 from .pictures import ScenarioPictures, slug
 
@@ -133,7 +134,7 @@ def control_of(scenario: ScenarioResult, check: CheckResult) -> Control | None:
 
 
 #: Observations that say something did not happen: they need a control.
-NEGATIVE_WORDS = frozenset({"unreachable", "nxdomain"})
+NEGATIVE_WORDS = frozenset(NEGATIVE)
 
 
 def is_negative(check: CheckResult) -> bool:

@@ -251,10 +251,12 @@ def test_vlan_lifecycle_checks_that_change_state_run_once(context):
 def test_dns_expects_no_answer_for_foreign_names(context):
     loaded = load("dns", context)
     assert loaded.check("local-name").expect[0].value == "resolves"
-    for check_id in ("other-host-name", "unknown-name"):
-        check = loaded.check(check_id)
-        assert check.kind == "command"
-        assert check.expect[0].value["exit"] == "nonzero"
+    foreign = loaded.check("other-host-name")
+    assert (foreign.kind, foreign.expect[0].value) == ("resolve", "no-answer")
+    assert foreign.control == "local-name"
+    unknown = loaded.check("unknown-name")
+    assert unknown.kind == "command"
+    assert unknown.expect[0].value["exit"] == "nonzero"
 
 
 def test_host_access_fixes_host_1_only(context):

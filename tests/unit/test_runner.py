@@ -162,9 +162,9 @@ def lab(tmp_path):
     return made
 
 
-def run_tiny(lab, tmp_path, world: dict):
+def run_tiny(lab, tmp_path, world: dict, more_checks: str = ""):
     path = tmp_path / "tiny.yaml"
-    path.write_text(SCENARIO)
+    path.write_text(SCENARIO + more_checks)
     scenario = load_scenario(path, runner.context(lab))
     sessions = {slot: FakeSession(slot, world) for slot in ("host1", "host2", "lan")}
     result = runner.ScenarioRun(lab, sessions, scenario, keep=True).run(
@@ -205,6 +205,34 @@ def test_outcomes_and_verdicts_on_a_healthy_lab(lab, tmp_path):
     assert checks["gateway"].outcome == "pass"
     assert checks["gateway"].verdict == "refuted"
     assert result.status == "ok"
+
+
+LOOKUPS = """
+  - {id: no-answer, kind: resolve, title: t, from: c1, name: c2,
+     expect: no-answer, control: cross-ip}
+  - {id: nxdomain, kind: resolve, title: t, from: c1, name: c2,
+     expect: nxdomain, control: cross-ip}
+  - {id: resolves, kind: resolve, title: t, from: c1, name: c2, expect: resolves}
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcomes"),
+    [
+        # No server answered: only a check that expects no answer learns
+        # anything; the others cannot tell, so the lab is at fault.
+        ("nslookup-no-server.txt", ("pass", "lab-fault", "lab-fault")),
+        ("nslookup-nxdomain.txt", ("fail", "pass", "fail")),
+        ("nslookup-ok.txt", ("fail", "fail", "pass")),
+    ],
+)
+def test_lookups_that_get_no_answer(lab, tmp_path, answer, outcomes):
+    world = healthy_world()
+    world["answers"] = {"nslookup c2": ((DATA / answer).read_text(), 1)}
+    result, _ = run_tiny(lab, tmp_path, world, LOOKUPS)
+    checks = {c.id: c for c in result.checks}
+    seen = tuple(checks[i].outcome for i in ("no-answer", "nxdomain", "resolves"))
+    assert seen == outcomes
 
 
 def test_a_failed_control_turns_unreachable_into_a_lab_fault(lab, tmp_path):
