@@ -265,8 +265,7 @@ class Expectation:
 
     @property
     def negative(self) -> bool:
-        """Whether it expects something not to happen (unreachable, nxdomain,
-        no-answer)."""
+        """Whether it expects something not to happen (a word of NEGATIVE)."""
         return self.value in NEGATIVE
 
     @property

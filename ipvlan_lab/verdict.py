@@ -6,9 +6,10 @@ observed with the scenario's expectation on today's stack; its *verdict*
 compares it with what the document claims. The two rules that are easy to
 get wrong live here:
 
-* a negative result (unreachable, nxdomain, no-answer) counts only beside a positive
-  control from the same source that passed; otherwise the lab, not the
-  network under test, may be what failed, and the outcome is ``lab-fault``;
+* a negative result (unreachable, nxdomain, no-answer) counts only beside a
+  positive control from the same source that passed; otherwise the lab, not
+  the network under test, may be what failed, and the outcome is
+  ``lab-fault``;
 * for ``ping`` and ``resolve`` the verdict compares the observation with what
   the claim says, whatever the scenario expected; for the other kinds, which
   observe no single word, the outcome and :attr:`Check.holds` decide.

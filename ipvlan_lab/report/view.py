@@ -133,13 +133,9 @@ def control_of(scenario: ScenarioResult, check: CheckResult) -> Control | None:
     return Control(id=check.control)
 
 
-#: Observations that say something did not happen: they need a control.
-NEGATIVE_WORDS = frozenset(NEGATIVE)
-
-
 def is_negative(check: CheckResult) -> bool:
     """Whether the check expected or saw something not happen."""
-    return check.observed in NEGATIVE_WORDS or check.expected in NEGATIVE_WORDS
+    return check.observed in NEGATIVE or check.expected in NEGATIVE
 
 
 def evidence_of(check: CheckResult) -> list[tuple[str, str]]:

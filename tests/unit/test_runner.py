@@ -226,7 +226,7 @@ LOOKUPS = """
         ("nslookup-ok.txt", ("fail", "fail", "pass")),
     ],
 )
-def test_lookups_that_get_no_answer(lab, tmp_path, answer, outcomes):
+def test_lookup_outcomes_by_answer(lab, tmp_path, answer, outcomes):
     world = healthy_world()
     world["answers"] = {"nslookup c2": ((DATA / answer).read_text(), 1)}
     result, _ = run_tiny(lab, tmp_path, world, LOOKUPS)
